@@ -1,0 +1,50 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import event
+
+from app.config import PROJECT_ROOT, load_config
+from app.extensions import db, migrate
+
+
+def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
+    """Foreign keys on, WAL so readers do not block the writer, and wait for locks."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def create_app(overrides: dict[str, Any] | None = None) -> Flask:
+    """Build the app from the environment (and ``overrides``, for tests)."""
+    config = load_config(overrides)
+    app = Flask(__name__, instance_path=config["INSTANCE_DIR"])
+    app.config.update(config)
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+
+    from app import models  # noqa: F401  (every model registered before migrations look)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
+    with app.app_context():
+        if db.engine.dialect.name == "sqlite":
+            event.listen(db.engine, "connect", _sqlite_pragmas)
+
+    from app.forms import FormRegistry
+
+    app.extensions["servicecase.forms"] = FormRegistry.load(Path(config["FORMS_DIR"]))
+
+    from app.api import register_api
+    from app.cli import register_cli
+    from app.web import register_web
+
+    register_api(app)
+    register_web(app)
+    register_cli(app)
+    return app

@@ -1,0 +1,67 @@
+"""Cases: open, list, read, history."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from app.api.common import current_actor
+from app.api.schemas import CaseCreateSchema, CaseListSchema, CaseQuerySchema, CaseSchema, EventListSchema
+from app.audit.service import list_events
+from app.cases import service as cases
+from app.extensions import db
+
+blp = Blueprint("api_cases", __name__, url_prefix="/api/cases", description="Cases")
+
+
+@blp.route("")
+class Cases(MethodView):
+    """The case collection."""
+
+    @blp.arguments(CaseQuerySchema, location="query")
+    @blp.response(200, CaseListSchema)
+    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+        """List cases (filters: status, process, text; paginated)."""
+        items, total = cases.list_cases(status=args.get("status"), process_id=args.get("process"),
+                                        text=args.get("text"), customer_id=args.get("customer_id"),
+                                        equipment_id=args.get("equipment_id"), page=args["page"],
+                                        per_page=args["per_page"])
+        return {"items": items, "total": total, "page": args["page"], "per_page": args["per_page"]}
+
+    @blp.arguments(CaseCreateSchema)
+    @blp.response(201, CaseSchema)
+    @blp.alt_response(422, description="Invalid fields or unknown process")
+    def post(self, args: dict[str, Any]) -> Any:
+        """Open a case as the customer reported it and run it to its first task."""
+        case = cases.open_case(actor=current_actor(), process_id=args["process"],
+                               reported_at=args["reported_at"], channel=args["channel"],
+                               description=args["description"], title=args.get("title"),
+                               priority=args["priority"], customer_id=args.get("customer_id"),
+                               equipment_id=args.get("equipment_id"))
+        db.session.commit()
+        return cases.case_detail(case)
+
+
+@blp.route("/<int:case_id>")
+class CaseResource(MethodView):
+    """One case."""
+
+    @blp.response(200, CaseSchema)
+    @blp.alt_response(404, description="Unknown case")
+    def get(self, case_id: int) -> Any:
+        """A case with its open tasks and deadlines."""
+        return cases.case_detail(cases.get_case(case_id))
+
+
+@blp.route("/<int:case_id>/events")
+class CaseEvents(MethodView):
+    """A case's history."""
+
+    @blp.response(200, EventListSchema)
+    @blp.alt_response(404, description="Unknown case")
+    def get(self, case_id: int) -> dict[str, Any]:
+        """Every event of the case, in order."""
+        case = cases.get_case(case_id)
+        return {"case_id": case.id, "number": case.number, "items": list_events(case_id=case.id)}

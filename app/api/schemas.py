@@ -1,0 +1,198 @@
+"""marshmallow schemas of the JSON API: what comes in is checked, what goes out is documented."""
+
+from __future__ import annotations
+
+from marshmallow import RAISE, Schema, fields, validate
+
+from app.cases.models import CASE_STATUSES, CHANNELS, PRIORITIES
+from app.tasks.models import WORK_ITEM_STATES
+
+
+class StrictSchema(Schema):
+    """Unknown fields are an error, not silently dropped."""
+
+    class Meta:
+        unknown = RAISE
+
+
+class CaseCreateSchema(StrictSchema):
+    """Opening a case: what the customer reported, and when."""
+
+    process = fields.String(required=True, validate=validate.Length(1, 100),
+                            metadata={"description": "Process id, e.g. fault_handling"})
+    reported_at = fields.AwareDateTime(required=True, metadata={
+        "description": "The customer's notice time (ISO 8601 with offset); deadlines run from it"})
+    channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
+    description = fields.String(required=True, validate=validate.Length(1, 5000))
+    title = fields.String(validate=validate.Length(1, 200))
+    priority = fields.String(load_default="normal", validate=validate.OneOf(PRIORITIES))
+    customer_id = fields.Integer(allow_none=True, validate=validate.Range(min=1))
+    equipment_id = fields.Integer(allow_none=True, validate=validate.Range(min=1))
+
+
+class PageArgsSchema(StrictSchema):
+    """Pagination arguments."""
+
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100_000))
+    per_page = fields.Integer(load_default=25, validate=validate.Range(min=1, max=100))
+
+
+class CaseQuerySchema(PageArgsSchema):
+    """Filters of the case list."""
+
+    status = fields.String(validate=validate.OneOf(CASE_STATUSES))
+    process = fields.String(validate=validate.Length(1, 100))
+    text = fields.String(validate=validate.Length(1, 200))
+    customer_id = fields.Integer(validate=validate.Range(min=1))
+    equipment_id = fields.Integer(validate=validate.Range(min=1))
+
+
+class TaskQuerySchema(PageArgsSchema):
+    """Filters of the task list (worklist)."""
+
+    role = fields.String(validate=validate.Length(1, 50))
+    assignee = fields.String(validate=validate.Length(1, 100))
+    case_id = fields.Integer(validate=validate.Range(min=1))
+    state = fields.String(load_default="ready", validate=validate.OneOf(WORK_ITEM_STATES))
+
+
+class TaskCompleteSchema(StrictSchema):
+    """Completing a task: the record form's data."""
+
+    data = fields.Dict(keys=fields.String(), required=True,
+                       metadata={"description": "Field values of the task's record form"})
+
+
+class CustomerBriefSchema(Schema):
+    """A customer as shown on a case."""
+
+    id = fields.Integer()
+    name = fields.String()
+    region = fields.String()
+    phone = fields.String()
+
+
+class EquipmentBriefSchema(Schema):
+    """Equipment as shown on a case."""
+
+    id = fields.Integer()
+    model = fields.String()
+    serial_number = fields.String()
+    site = fields.String()
+    region = fields.String()
+    warranty_ends_on = fields.Date(allow_none=True)
+    dealer = fields.String()
+
+
+class TimerSchema(Schema):
+    """A deadline: a timer of the case and when it is due."""
+
+    id = fields.Integer()
+    name = fields.String()
+    task_spec = fields.String()
+    kind = fields.String()
+    interrupting = fields.Boolean()
+    due_at = fields.AwareDateTime()
+    state = fields.String()
+
+
+class TaskSchema(Schema):
+    """A work item: one human task of a case."""
+
+    id = fields.Integer()
+    case_id = fields.Integer()
+    case_number = fields.Function(lambda item: item.case.number)
+    task_id = fields.String()
+    task_spec = fields.String()
+    name = fields.String()
+    role = fields.String(allow_none=True)
+    form_key = fields.String(allow_none=True)
+    assignee = fields.String(allow_none=True)
+    state = fields.String()
+    due_at = fields.AwareDateTime(allow_none=True)
+    created_at = fields.AwareDateTime()
+    claimed_at = fields.AwareDateTime(allow_none=True)
+    completed_at = fields.AwareDateTime(allow_none=True)
+    completed_by = fields.String(allow_none=True)
+
+
+class TaskDetailSchema(TaskSchema):
+    """A work item with its record form and the process data it sees."""
+
+    form = fields.Dict(allow_none=True, metadata={"description": "Camunda Forms JSON definition"})
+    data = fields.Dict(metadata={"description": "Current process data visible to the task"})
+
+
+class CaseSchema(Schema):
+    """A case with its open tasks and deadlines."""
+
+    id = fields.Integer()
+    number = fields.String()
+    status = fields.String()
+    process = fields.String(attribute="process_id")
+    process_version = fields.Function(lambda case: case.process_version.version)
+    process_version_id = fields.Integer()
+    title = fields.String()
+    description = fields.String()
+    channel = fields.String()
+    priority = fields.String()
+    customer = fields.Nested(CustomerBriefSchema, allow_none=True)
+    equipment = fields.Nested(EquipmentBriefSchema, allow_none=True)
+    reported_at = fields.AwareDateTime()
+    opened_at = fields.AwareDateTime()
+    opened_by = fields.String()
+    closed_at = fields.AwareDateTime(allow_none=True)
+    updated_at = fields.AwareDateTime()
+    summary = fields.Dict()
+    open_tasks = fields.List(fields.Nested(TaskSchema))
+    deadlines = fields.List(fields.Nested(TimerSchema))
+
+
+class CaseListSchema(Schema):
+    """A page of cases."""
+
+    items = fields.List(fields.Nested(CaseSchema(exclude=("open_tasks", "deadlines", "description"))))
+    total = fields.Integer()
+    page = fields.Integer()
+    per_page = fields.Integer()
+
+
+class TaskListSchema(Schema):
+    """A page of tasks."""
+
+    items = fields.List(fields.Nested(TaskSchema))
+    total = fields.Integer()
+    page = fields.Integer()
+    per_page = fields.Integer()
+
+
+class EventSchema(Schema):
+    """One entry of a case's history."""
+
+    seq = fields.Integer()
+    type = fields.String()
+    actor = fields.String()
+    occurred_at = fields.AwareDateTime()
+    payload = fields.Dict()
+
+
+class EventListSchema(Schema):
+    """A case's history."""
+
+    case_id = fields.Integer()
+    number = fields.String()
+    items = fields.List(fields.Nested(EventSchema))
+
+
+class ProcessSchema(Schema):
+    """A deployed process version."""
+
+    id = fields.Integer()
+    process_id = fields.String()
+    version = fields.Integer()
+    name = fields.String()
+    filename = fields.String()
+    sha256 = fields.String()
+    deployed_at = fields.AwareDateTime()
+    deployed_by = fields.String()
+    note = fields.String()

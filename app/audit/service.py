@@ -1,0 +1,29 @@
+"""Appending to and reading a case's history."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from app.audit.models import CaseEvent
+from app.engine import now
+from app.extensions import db
+
+
+def record_event(*, case: Any, type: str, actor: str, payload: dict[str, Any] | None = None) -> CaseEvent:
+    """Append an event to the case's history (the caller holds the case's lock)."""
+    case.event_count = (case.event_count or 0) + 1
+    event = CaseEvent(case_id=case.id, seq=case.event_count, type=type, actor=actor,
+                      occurred_at=now(), payload=payload or {})
+    db.session.add(event)
+    return event
+
+
+def list_events(*, case_id: int, after_seq: int = 0, limit: int | None = None) -> list[CaseEvent]:
+    """The case's events in order, optionally after a sequence number."""
+    query = (select(CaseEvent).where(CaseEvent.case_id == case_id, CaseEvent.seq > after_seq)
+             .order_by(CaseEvent.seq))
+    if limit:
+        query = query.limit(limit)
+    return list(db.session.scalars(query))

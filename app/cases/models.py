@@ -1,0 +1,54 @@
+"""Cases: one running (or ended) process instance about one customer request."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
+
+from app.extensions import JSONData, UTCDateTime, db
+from app.processes.models import ProcessVersion
+from app.registry.models import Customer, Equipment
+
+CASE_STATUSES = ("open", "closed", "cancelled")
+CHANNELS = ("phone", "email", "fax", "web")
+PRIORITIES = ("normal", "high", "emergency")
+
+
+class Case(db.Model):  # type: ignore[name-defined,misc]
+    """A case and its engine state; ``lock_version`` makes every store a compare-and-set."""
+
+    __tablename__ = "cases"
+    __table_args__ = (
+        Index("ix_cases_status_opened_at", "status", "opened_at"),
+        Index("ix_cases_process_id_status", "process_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)  # surrogate key
+    number: Mapped[str | None] = mapped_column(String(40), unique=True)  # human number, FH-2026-000123
+    process_id: Mapped[str] = mapped_column(String(100))  # BPMN process id, denormalised for filters
+    process_version_id: Mapped[int] = mapped_column(ForeignKey("process_versions.id"), index=True)  # pinned
+    status: Mapped[str] = mapped_column(String(20), default="open")  # open | closed | cancelled
+    title: Mapped[str] = mapped_column(String(200))  # one-line summary for lists
+    description: Mapped[str] = mapped_column(Text, default="")  # what the customer reported
+    channel: Mapped[str] = mapped_column(String(20))  # phone | email | fax | web
+    priority: Mapped[str] = mapped_column(String(20), default="normal")  # normal | high | emergency
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)  # who reported
+    equipment_id: Mapped[int | None] = mapped_column(ForeignKey("equipment.id"), index=True)  # what failed
+    reported_at: Mapped[datetime] = mapped_column(UTCDateTime)  # the customer's notice: deadlines run from it
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime)  # when it was entered
+    opened_by: Mapped[str] = mapped_column(String(100))  # who entered it
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # when the process ended
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)  # last change of any kind
+    state_json: Mapped[str] = deferred(mapped_column(Text))  # engine state without the spec
+    summary: Mapped[dict[str, Any]] = mapped_column(JSONData, default=dict)  # process data shown in lists
+    event_count: Mapped[int] = mapped_column(default=0)  # seq of the last event appended
+    lock_version: Mapped[int] = mapped_column(default=0)  # optimistic lock: stores are compare-and-set
+
+    __mapper_args__ = {"version_id_col": lock_version}
+
+    process_version: Mapped[ProcessVersion] = relationship()
+    customer: Mapped[Customer | None] = relationship()
+    equipment: Mapped[Equipment | None] = relationship()

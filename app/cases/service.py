@@ -1,0 +1,263 @@
+"""Opening, reading and storing cases: every load → run → store of an engine instance goes through here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import selectinload
+
+from app.audit.service import record_event
+from app.auth import Actor
+from app.cases.models import CHANNELS, PRIORITIES, Case
+from app.engine import (
+    EngineError,
+    Instance,
+    ScriptError,
+    ensure_utc,
+    get_engine,
+    now,
+)
+from app.errors import InvalidDataError, NotFoundError, PermissionDeniedError, ProcessFailedError
+from app.extensions import db
+from app.processes.models import ProcessVersion
+from app.processes.service import case_prefix, definition_of, latest_version
+from app.registry.models import Customer, Equipment
+from app.tasks.models import WorkItem
+from app.timers.models import Timer
+
+SUMMARY_KEYS = ("outcome", "fault_class", "cause", "support_mode", "under_warranty", "free_of_charge")
+
+
+@dataclass
+class StoreResult:
+    """What one store changed: new work items and timers, the ones that ended."""
+
+    ready: list[WorkItem] = field(default_factory=list)
+    new_timers: list[Timer] = field(default_factory=list)
+    ended_timers: list[Timer] = field(default_factory=list)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def open_case(*, actor: Actor, process_id: str, reported_at: datetime, channel: str, description: str,
+              title: str | None = None, priority: str = "normal", customer_id: int | None = None,
+              equipment_id: int | None = None, data: dict[str, Any] | None = None) -> Case:
+    """Open a case on the latest version of a process and run it to its first wait."""
+    if not actor.can_open_cases and not actor.has_role("system"):
+        raise PermissionDeniedError("you may not open cases")
+    version = latest_version(process_id)
+    if version is None:
+        raise InvalidDataError(f"process '{process_id}' is not deployed",
+                               errors={"process": [f"unknown process '{process_id}'"]})
+    errors: dict[str, list[str]] = {}
+    if channel not in CHANNELS:
+        errors["channel"] = [f"must be one of {', '.join(CHANNELS)}"]
+    if priority not in PRIORITIES:
+        errors["priority"] = [f"must be one of {', '.join(PRIORITIES)}"]
+    current = now()
+    try:
+        reported_at = ensure_utc(reported_at)
+    except ValueError:
+        errors["reported_at"] = ["must include a UTC offset"]
+    else:
+        if reported_at > current:
+            errors["reported_at"] = ["cannot be in the future"]
+    customer = db.session.get(Customer, customer_id) if customer_id is not None else None
+    if customer_id is not None and customer is None:
+        errors["customer_id"] = [f"customer {customer_id} does not exist"]
+    equipment = db.session.get(Equipment, equipment_id) if equipment_id is not None else None
+    if equipment_id is not None and equipment is None:
+        errors["equipment_id"] = [f"equipment {equipment_id} does not exist"]
+    if equipment is not None and customer is not None and equipment.customer_id != customer.id:
+        errors["equipment_id"] = ["this equipment belongs to another customer"]
+    if errors:
+        raise InvalidDataError("the case cannot be opened", errors=errors)
+    if equipment is not None and customer is None:
+        customer = equipment.customer
+
+    case = Case(
+        process_id=process_id, process_version_id=version.id, status="open",
+        title=(title or next(iter(description.strip().splitlines()), "") or process_id)[:200],
+        description=description, channel=channel, priority=priority,
+        customer_id=customer.id if customer else None, equipment_id=equipment.id if equipment else None,
+        reported_at=reported_at, opened_at=current, opened_by=actor.username, updated_at=current,
+        state_json="", summary={}, event_count=0,
+    )
+    db.session.add(case)
+    db.session.flush()
+    case.number = f"{case_prefix(process_id)}-{current.year}-{case.id:06d}"
+    start_data = {
+        **(data or {}),
+        "case_number": case.number, "reported_at": reported_at.isoformat(), "channel": channel,
+        "priority": priority, "description": description,
+        "customer": {"id": customer.id, "name": customer.name, "region": customer.region,
+                     "phone": customer.phone, "email": customer.email} if customer else None,
+        "equipment": equipment.snapshot() if equipment else None,
+    }
+    record_event(case=case, type="case_opened", actor=actor.username, payload={
+        "number": case.number, "process_id": process_id, "process_version": version.version,
+        "process_version_id": version.id, "process_sha256": version.sha256,
+        "reported_at": reported_at.isoformat(), "channel": channel, "priority": priority,
+        "customer_id": case.customer_id, "equipment_id": case.equipment_id, "start_data": start_data,
+    })
+    definition = definition_of(version)
+    try:
+        instance = get_engine().start(definition, start_data)
+    except ScriptError as exc:
+        raise ProcessFailedError(f"the process could not start: {exc}") from exc
+    store_instance(case, instance, actor=actor)
+    return case
+
+
+def get_case(case_id: int) -> Case:
+    """A case by id (NotFoundError if unknown)."""
+    case = db.session.get(Case, case_id)
+    if case is None:
+        raise NotFoundError(f"case {case_id} does not exist")
+    return case
+
+
+def lock_case(case_id: int) -> Case:
+    """Load a case for writing: row-locked on PostgreSQL, version-checked everywhere."""
+    case = db.session.scalar(select(Case).where(Case.id == case_id).with_for_update()
+                             .execution_options(populate_existing=True))
+    if case is None:
+        raise NotFoundError(f"case {case_id} does not exist")
+    return case
+
+
+def list_cases(*, status: str | None = None, process_id: str | None = None, text: str | None = None,
+               customer_id: int | None = None, equipment_id: int | None = None,
+               page: int = 1, per_page: int = 25) -> tuple[list[Case], int]:
+    """Cases matching the filters, newest first, one page at a time, with the total count."""
+    query = select(Case)
+    if status:
+        query = query.where(Case.status == status)
+    if process_id:
+        query = query.where(Case.process_id == process_id)
+    if customer_id:
+        query = query.where(Case.customer_id == customer_id)
+    if equipment_id:
+        query = query.where(Case.equipment_id == equipment_id)
+    if text:
+        pattern = f"%{text.lower()}%"
+        query = query.where(or_(func.lower(Case.number).like(pattern), func.lower(Case.title).like(pattern),
+                                func.lower(Case.description).like(pattern)))
+    total = db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    items = list(db.session.scalars(query.options(selectinload(Case.process_version))
+                                    .order_by(Case.opened_at.desc(), Case.id.desc())
+                                    .offset((page - 1) * per_page).limit(per_page)))
+    return items, total
+
+
+def load_instance(case: Case) -> Instance:
+    """Restore the engine instance of a case (the caller holds the case's lock)."""
+    version = db.session.get(ProcessVersion, case.process_version_id)
+    return get_engine().load(definition_of(version), case.state_json)
+
+
+def store_instance(case: Case, instance: Instance, *, actor: Actor,
+                   completed: WorkItem | None = None) -> StoreResult:
+    """Store the instance and bring work items, timers, status and history in line with it."""
+    current = now()
+    result = StoreResult()
+    case.state_json = instance.dump()
+    case.updated_at = current
+    ready = {t.id: t for t in instance.ready_human_tasks()}
+    items = {w.task_id: w for w in db.session.scalars(
+        select(WorkItem).where(WorkItem.case_id == case.id, WorkItem.state == "ready"))}
+    for task_id, item in items.items():
+        if task_id in ready:
+            item.due_at = ready[task_id].due_at
+            continue
+        if completed is not None and item.id == completed.id:
+            continue
+        item.state, item.completed_at = "cancelled", current
+        record_event(case=case, type="task_cancelled", actor=actor.username, payload={
+            "work_item_id": item.id, "task_id": task_id, "task_spec": item.task_spec, "name": item.name})
+    for task_id, task in ready.items():
+        if task_id in items:
+            continue
+        item = WorkItem(case_id=case.id, task_id=task_id, task_spec=task.spec_id, name=task.name,
+                        role=task.role, form_key=task.form_key, state="ready", due_at=task.due_at,
+                        created_at=current)
+        db.session.add(item)
+        db.session.flush()
+        result.ready.append(item)
+        record_event(case=case, type="task_ready", actor=actor.username, payload={
+            "work_item_id": item.id, "task_id": task_id, "task_spec": task.spec_id, "name": task.name,
+            "role": task.role, "form_key": task.form_key, "due_at": _iso(task.due_at)})
+    _store_timers(case, instance, actor=actor, current=current, result=result)
+    data = instance.data
+    case.summary = {
+        **{k: data[k] for k in SUMMARY_KEYS if k in data},
+        "open_tasks": sorted(t.name for t in ready.values()),
+    }
+    if instance.is_completed and case.status == "open":
+        case.status, case.closed_at = "closed", current
+        record_event(case=case, type="case_closed", actor=actor.username,
+                     payload={"outcome": data.get("outcome")})
+    db.session.flush()
+    return result
+
+
+def _store_timers(case: Case, instance: Instance, *, actor: Actor, current: datetime,
+                  result: StoreResult) -> None:
+    waiting = {t.task_id: t for t in instance.waiting_timers()}
+    rows = {t.task_id: t for t in db.session.scalars(
+        select(Timer).where(Timer.case_id == case.id, Timer.state == "waiting"))}
+    for task_id, row in rows.items():
+        if task_id in waiting:
+            continue
+        fired = instance.task_state(task_id) == "COMPLETED"
+        row.state, row.ended_at = ("fired" if fired else "cancelled"), current
+        result.ended_timers.append(row)
+        record_event(case=case, type="timer_fired" if fired else "timer_cancelled", actor=actor.username,
+                     payload={"timer_id": row.id, "task_id": task_id, "task_spec": row.task_spec,
+                              "name": row.name, "due_at": _iso(row.due_at)})
+    for task_id, timer in waiting.items():
+        if task_id in rows:
+            continue
+        row = Timer(case_id=case.id, task_id=task_id, task_spec=timer.spec_id, name=timer.name,
+                    kind=timer.kind, interrupting=timer.interrupting, attached_task_id=timer.attached_task_id,
+                    due_at=timer.due_at, state="waiting", created_at=current)
+        db.session.add(row)
+        db.session.flush()
+        result.new_timers.append(row)
+        record_event(case=case, type="timer_scheduled", actor=actor.username, payload={
+            "timer_id": row.id, "task_id": task_id, "task_spec": timer.spec_id, "name": timer.name,
+            "due_at": _iso(timer.due_at), "interrupting": timer.interrupting})
+
+
+class CaseDetail:
+    """A case together with its ready work items and waiting deadlines, for display."""
+
+    def __init__(self, case: Case, open_tasks: list[WorkItem], deadlines: list[Timer]) -> None:
+        self.case = case
+        self.open_tasks = open_tasks
+        self.deadlines = deadlines
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.case, name)
+
+
+def case_detail(case: Case) -> CaseDetail:
+    """The case with its ready work items (most urgent first) and waiting deadlines."""
+    items = list(db.session.scalars(select(WorkItem).where(WorkItem.case_id == case.id, WorkItem.state == "ready")
+                                    .order_by(WorkItem.due_at.is_(None), WorkItem.due_at, WorkItem.id)))
+    return CaseDetail(case, items, open_deadlines(case))
+
+
+def open_deadlines(case: Case) -> list[Timer]:
+    """The case's waiting timers, soonest first."""
+    return list(db.session.scalars(select(Timer).where(Timer.case_id == case.id, Timer.state == "waiting")
+                                   .order_by(Timer.due_at)))
+
+
+__all__ = ["CaseDetail", "EngineError", "StoreResult", "case_detail", "get_case", "list_cases", "load_instance", "lock_case",
+           "open_case", "open_deadlines", "store_instance"]

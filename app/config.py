@@ -1,0 +1,77 @@
+"""Settings from the environment, in one place."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ENVIRONMENTS = ("development", "testing", "production")
+
+
+class ConfigError(RuntimeError):
+    """The environment does not describe a runnable configuration."""
+
+
+def _instance_secret(instance_dir: Path) -> str:
+    """A per-checkout development secret kept in the instance folder, never in the repo."""
+    path = instance_dir / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    instance_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32)
+    path.write_text(key)
+    path.chmod(0o600)
+    return key
+
+
+def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Build the app's settings from the environment, then apply ``overrides`` (tests)."""
+    env = os.environ
+    overrides = overrides or {}
+    name = overrides.get("ENV_NAME") or env.get("SERVICECASE_ENV", "development")
+    if name not in ENVIRONMENTS:
+        raise ConfigError(f"SERVICECASE_ENV must be one of {', '.join(ENVIRONMENTS)}, not {name!r}")
+    instance_dir = Path(env.get("SERVICECASE_INSTANCE", PROJECT_ROOT / "instance"))
+    cfg: dict[str, Any] = {
+        "ENV_NAME": name,
+        "TESTING": name == "testing",
+        "INSTANCE_DIR": str(instance_dir),
+        "SQLALCHEMY_DATABASE_URI": env.get("DATABASE_URL") or f"sqlite:///{instance_dir / 'servicecase.db'}",
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "REDIS_URL": env.get("REDIS_URL") or None,
+        "WORKFLOWS_DIR": env.get("SERVICECASE_WORKFLOWS", str(PROJECT_ROOT / "workflows")),
+        "FORMS_DIR": env.get("SERVICECASE_FORMS", str(PROJECT_ROOT / "forms")),
+        "MAX_CONTENT_LENGTH": int(env.get("SERVICECASE_MAX_REQUEST_BYTES", 1_000_000)),
+        "DEMO_ACTOR": env.get("SERVICECASE_DEMO_ACTOR", "demo"),
+        "API_TITLE": "Service case API",
+        "API_VERSION": "v1",
+        "OPENAPI_VERSION": "3.0.3",
+        "OPENAPI_URL_PREFIX": "/api",
+        "OPENAPI_JSON_PATH": "openapi.json",
+        "EMERGENCY_CONTACT": {
+            "name": env.get("SERVICECASE_EMERGENCY_NAME", ""),
+            "phone": env.get("SERVICECASE_EMERGENCY_PHONE", ""),
+            "email": env.get("SERVICECASE_EMERGENCY_EMAIL", ""),
+        },
+    }
+    url = cfg["SQLALCHEMY_DATABASE_URI"]
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):  # psycopg 3 is the driver we ship
+            cfg["SQLALCHEMY_DATABASE_URI"] = "postgresql+psycopg://" + url[len(prefix):]
+    secret = env.get("SECRET_KEY")
+    if name == "production":
+        if not secret:
+            raise ConfigError("SECRET_KEY must be set in production")
+        if not env.get("DATABASE_URL"):
+            raise ConfigError("DATABASE_URL must be set in production")
+        if not cfg["REDIS_URL"]:
+            raise ConfigError("REDIS_URL must be set in production: timers need a real Redis")
+    cfg["SECRET_KEY"] = secret or (secrets.token_hex(16) if name == "testing" else _instance_secret(instance_dir))
+    if cfg["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        # SQLite: one writer at a time; wait for the lock instead of failing at once.
+        cfg["SQLALCHEMY_ENGINE_OPTIONS"] = {"connect_args": {"timeout": 30}}
+    cfg.update(overrides)
+    return cfg

@@ -1,0 +1,36 @@
+"""The engine seam: the only package that imports SpiffWorkflow."""
+
+from __future__ import annotations
+
+import threading
+
+from .clock import Clock, ManualClock, SystemClock, ensure_utc, get_clock, now, set_clock
+from .errors import (
+    EngineError,
+    ProcessDefinitionError,
+    ScriptError,
+    TaskNotReadyError,
+    UnknownTaskError,
+)
+from .parser import Catalogue, HumanTaskInfo, TimerInfo
+from .runtime import Engine, HumanTask, Instance, ProcessDefinition, WaitingTimer
+
+__all__ = [
+    "Catalogue", "Clock", "Engine", "EngineError", "HumanTask", "HumanTaskInfo", "Instance", "ManualClock",
+    "ProcessDefinition", "ProcessDefinitionError", "ScriptError", "SystemClock", "TaskNotReadyError",
+    "TimerInfo", "UnknownTaskError", "WaitingTimer", "ensure_utc", "get_clock", "get_engine", "now",
+    "set_clock",
+]
+
+_engine: Engine | None = None
+_engine_lock = threading.Lock()
+
+
+def get_engine() -> Engine:
+    """Return the process-wide engine (parsed specs are shared; instances are not)."""
+    global _engine
+    if _engine is None:
+        with _engine_lock:
+            if _engine is None:
+                _engine = Engine()
+    return _engine

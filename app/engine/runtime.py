@@ -1,0 +1,300 @@
+"""The engine seam: start, load, advance and store process instances; the only SpiffWorkflow runtime."""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
+from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter
+from SpiffWorkflow.bpmn.serializer.workflow import BpmnWorkflowSerializer
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+from SpiffWorkflow.exceptions import SpiffWorkflowException, WorkflowException
+from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
+from SpiffWorkflow.util.task import TaskState
+
+from . import timesource
+from .errors import ScriptError, TaskNotReadyError, UnknownTaskError
+from .parser import Catalogue, HumanTaskInfo, ParsedProcess, TimerInfo, parse_process
+from .restricted import RestrictedEnvironment
+
+timesource.install()
+
+
+class _StateOnlyWorkflowConverter(BpmnWorkflowConverter):
+    """Serializes an instance without its spec: the spec is stored once per process version."""
+
+    def to_dict(self, workflow: BpmnWorkflow) -> dict[str, Any]:
+        dct = super(BpmnWorkflowConverter, self).to_dict(workflow)
+        dct["subprocesses"] = self.mapping_to_dict(workflow.subprocesses)
+        dct["bpmn_events"] = self.registry.convert(workflow.bpmn_events)
+        return dct
+
+    def from_dict(self, dct: dict[str, Any], spec: Any = None,  # type: ignore[override]
+                  subprocess_specs: dict[str, Any] | None = None) -> BpmnWorkflow:
+        if spec is None:
+            raise ValueError("a stored instance needs its process version's spec to load")
+        workflow = self.target_class(spec, subprocess_specs or {}, deserializing=True)
+        workflow.tasks = self.mapping_from_dict(dct["tasks"], UUID, workflow=workflow)
+        workflow.task_tree = workflow.tasks.get(UUID(dct["root"]))
+        self.set_default_attributes(workflow, dct)
+        self.subprocesses_from_dict(dct["subprocesses"], workflow)
+        workflow.bpmn_events = self.registry.restore(dct.pop("bpmn_events", []))
+        return workflow
+
+
+@dataclass(frozen=True)
+class ProcessDefinition:
+    """One deployed process version as the engine runs it: specs plus the catalogue."""
+
+    catalogue: Catalogue
+    spec: Any
+    subprocess_specs: dict[str, Any]
+
+    @property
+    def process_id(self) -> str:
+        """The BPMN process id."""
+        return self.catalogue.process_id
+
+
+@dataclass(frozen=True)
+class HumanTask:
+    """A ready user or manual task waiting for a person."""
+
+    id: str
+    spec_id: str
+    name: str
+    role: str | None
+    form_key: str | None
+    lane: str | None
+    data: dict[str, Any]
+    due_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class WaitingTimer:
+    """A timer event waiting to fire, with the due time the engine fixed for it."""
+
+    task_id: str
+    spec_id: str
+    name: str
+    kind: str
+    due_at: datetime
+    attached_task_id: str | None
+    interrupting: bool
+
+
+def _parse_due(value: Any) -> datetime | None:
+    if isinstance(value, dict):  # cycle timers keep {"cycles", "next", "duration"}
+        value = value.get("next")
+    if not value:
+        return None
+    moment = datetime.fromisoformat(str(value))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+class Instance:
+    """A loaded process instance; not thread-safe: one writer per case holds it."""
+
+    def __init__(self, engine: Engine, definition: ProcessDefinition, workflow: BpmnWorkflow) -> None:
+        self.engine = engine
+        self.definition = definition
+        self.workflow = workflow
+
+    # -- reading ---------------------------------------------------------------------------
+    @property
+    def is_completed(self) -> bool:
+        """True when the whole process has ended."""
+        return bool(self.workflow.is_completed())
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The process data: the last completed task's data (the workflow's own data once ended)."""
+        if self.workflow.is_completed() and self.workflow.data:
+            return dict(self.workflow.data)
+        last = self.workflow.last_task
+        return dict(last.data) if last is not None else {}
+
+    def _enclosing_task_ids(self, task: Any) -> set[str]:
+        """The task itself and every subprocess task it runs inside."""
+        ids = {str(task.id)}
+        workflow = task.workflow
+        while getattr(workflow, "parent_task_id", None) is not None:
+            ids.add(str(workflow.parent_task_id))
+            parent = self.workflow.get_task_from_id(workflow.parent_task_id)
+            workflow = parent.workflow
+        return ids
+
+    def _human(self, task: Any, timers: list[WaitingTimer] | None = None) -> HumanTask:
+        info = self.definition.catalogue.human_tasks.get(task.task_spec.name) or HumanTaskInfo(
+            id=task.task_spec.name, name=task.task_spec.bpmn_name or task.task_spec.name,
+            role=None, form_key=None, lane=getattr(task.task_spec, "lane", None))
+        enclosing = self._enclosing_task_ids(task)
+        dues = [t.due_at for t in (timers or []) if t.attached_task_id in enclosing]
+        return HumanTask(id=str(task.id), spec_id=task.task_spec.name, name=info.name, role=info.role,
+                         form_key=info.form_key, lane=info.lane, data=copy.deepcopy(task.data),
+                         due_at=min(dues) if dues else None)
+
+    def ready_human_tasks(self) -> list[HumanTask]:
+        """Every human task that can be worked on now, with the earliest deadline that guards it."""
+        timers = self.waiting_timers()
+        return [self._human(t, timers) for t in self.workflow.get_tasks(state=TaskState.READY, manual=True)]
+
+    def waiting_timers(self) -> list[WaitingTimer]:
+        """Every timer event waiting to fire, with its fixed due time."""
+        timers = []
+        catalogue = self.definition.catalogue.timers
+        for task in self.workflow.get_tasks(state=TaskState.WAITING):
+            event = getattr(task.task_spec, "event_definition", None)
+            if not isinstance(event, TimerEventDefinition):
+                continue
+            due = _parse_due(task._get_internal_data("event_value"))
+            if due is None:
+                continue
+            info: TimerInfo | None = catalogue.get(task.task_spec.name)
+            attached = None
+            if info and info.attached_to and task.parent is not None:
+                # A boundary event and its activity are siblings under a hidden split task.
+                attached = next((str(s.id) for s in task.parent.children
+                                 if s.task_spec.name == info.attached_to), None)
+            timers.append(WaitingTimer(
+                task_id=str(task.id), spec_id=task.task_spec.name,
+                name=info.name if info else task.task_spec.name, kind=info.kind if info else "date",
+                due_at=due, attached_task_id=attached, interrupting=info.interrupting if info else True))
+        return timers
+
+    def task_state(self, task_id: str) -> str | None:
+        """The state name (READY, COMPLETED, CANCELLED...) of a task, or None if it is gone."""
+        task = self._find(task_id)
+        return TaskState.get_name(task.state) if task is not None else None
+
+    def task_data(self, task_id: str) -> dict[str, Any]:
+        """A copy of the data a task sees (empty if the task is gone)."""
+        task = self._find(task_id)
+        return copy.deepcopy(dict(task.data)) if task is not None else {}
+
+    def _find(self, task_id: str) -> Any:
+        try:
+            return self.workflow.get_task_from_id(UUID(task_id))
+        except (ValueError, TypeError, WorkflowException, KeyError):
+            return None
+
+    # -- changing --------------------------------------------------------------------------
+    def run(self) -> None:
+        """Run the engine until it waits for people or time, firing timers already due."""
+        try:
+            self.workflow.do_engine_steps()
+            self.workflow.refresh_timers()
+            self.workflow.do_engine_steps()
+        except SpiffWorkflowException as exc:
+            raise _script_error(exc) from exc
+
+    def complete(self, task_id: str, data: dict[str, Any]) -> None:
+        """Complete a ready human task with the submitted data and run on."""
+        task = self._find(task_id)
+        if task is None:
+            raise UnknownTaskError(f"task {task_id} is not part of this case")
+        # run() does not check state itself (ENGINE_NOTES): a cancelled or future task must not run.
+        if task.state != TaskState.READY or not task.task_spec.manual:
+            raise TaskNotReadyError(
+                f"task '{task.task_spec.bpmn_name or task.task_spec.name}' is "
+                f"{TaskState.get_name(task.state).lower()}, not ready")
+        # Replace values rather than share nested objects with other tasks' data (ENGINE_NOTES).
+        task.data.update(copy.deepcopy(data))
+        try:
+            task.run()
+        except SpiffWorkflowException as exc:
+            raise _script_error(exc) from exc
+        self.run()
+
+    def dump(self) -> str:
+        """Serialize the instance state (without the spec) to JSON."""
+        return self.engine._serializer.serialize_json(self.workflow)
+
+
+def _script_error(exc: SpiffWorkflowException) -> ScriptError:
+    task = getattr(exc, "task", None)
+    element = task.task_spec.name if task is not None else None
+    # SpiffWorkflow raises its wrapper inside an except block: the real reason is the context.
+    cause = exc.__cause__ or exc.__context__ or getattr(exc, "error", None)
+    detail = str(exc)
+    if cause is not None and str(cause) and str(cause) not in detail:
+        detail = f"{detail}: {cause}"
+    return ScriptError(detail, element_id=element)
+
+
+class Engine:
+    """Parser, serializer, restricted script environment and spec cache: the one way to run BPMN."""
+
+    def __init__(self, *, functions: dict[str, Callable[..., Any]] | None = None,
+                 cache_size: int = 64) -> None:
+        registry = BpmnWorkflowSerializer.configure(
+            {**SPIFF_CONFIG, BpmnWorkflow: _StateOnlyWorkflowConverter})
+        self._serializer = BpmnWorkflowSerializer(registry=registry)
+        self._registry = registry
+        self.script_engine = PythonScriptEngine(environment=RestrictedEnvironment(functions=functions))
+        self._cache: OrderedDict[Any, ProcessDefinition] = OrderedDict()
+        self._cache_size = cache_size
+        self._cache_lock = threading.Lock()
+
+    # -- definitions -----------------------------------------------------------------------
+    def parse(self, source: bytes, filename: str) -> ProcessDefinition:
+        """Validate and parse a BPMN file (raises ProcessDefinitionError)."""
+        parsed: ParsedProcess = parse_process(source, filename)
+        return ProcessDefinition(parsed.catalogue, parsed.spec, parsed.subprocess_specs)
+
+    def dump_definition(self, definition: ProcessDefinition) -> str:
+        """Serialize a definition's specs and catalogue, to store once per process version."""
+        return json.dumps({
+            "spec": self._registry.convert(definition.spec),
+            "subprocess_specs": {k: self._registry.convert(v) for k, v in definition.subprocess_specs.items()},
+            "catalogue": definition.catalogue.to_dict(),
+        })
+
+    def load_definition(self, key: Any, stored: Callable[[], str]) -> ProcessDefinition:
+        """Return the definition under ``key``, calling ``stored`` for its JSON only on a cache miss."""
+        with self._cache_lock:
+            found = self._cache.get(key)
+            if found is not None:
+                self._cache.move_to_end(key)
+                return found
+        data = json.loads(stored())
+        definition = ProcessDefinition(
+            catalogue=Catalogue.from_dict(data["catalogue"]),
+            spec=self._registry.restore(data["spec"]),
+            subprocess_specs={k: self._registry.restore(v) for k, v in data["subprocess_specs"].items()},
+        )
+        with self._cache_lock:
+            self._cache[key] = definition
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return definition
+
+    # -- instances -------------------------------------------------------------------------
+    def start(self, definition: ProcessDefinition, data: dict[str, Any]) -> Instance:
+        """Start an instance with ``data`` as its initial variables and run to the first wait."""
+        workflow = BpmnWorkflow(definition.spec, definition.subprocess_specs, script_engine=self.script_engine)
+        start = workflow.get_tasks(state=TaskState.READY)[0]
+        start.data.update(copy.deepcopy(data))
+        instance = Instance(self, definition, workflow)
+        instance.run()
+        return instance
+
+    def load(self, definition: ProcessDefinition, state: str) -> Instance:
+        """Restore an instance from its stored state."""
+        dct = json.loads(state)
+        self._serializer.migrate(dct)
+        workflow = self._serializer.from_dict(dct, spec=definition.spec,
+                                              subprocess_specs=definition.subprocess_specs)
+        workflow.script_engine = self.script_engine
+        return Instance(self, definition, workflow)

@@ -1,0 +1,10 @@
+"""Imports every model so SQLAlchemy's metadata (and Alembic) sees the whole schema."""
+
+from app.audit.models import CaseEvent
+from app.cases.models import Case
+from app.processes.models import ProcessVersion
+from app.registry.models import Customer, Equipment
+from app.tasks.models import WorkItem
+from app.timers.models import Timer
+
+__all__ = ["Case", "CaseEvent", "Customer", "Equipment", "ProcessVersion", "Timer", "WorkItem"]

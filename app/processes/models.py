@@ -1,0 +1,41 @@
+"""Deployed process versions: the BPMN source and its parsed spec, stored once per version."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, deferred, mapped_column
+
+from app.extensions import JSONData, UTCDateTime, db
+
+
+class ProcessVersion(db.Model):  # type: ignore[name-defined,misc]
+    """One immutable deployed version of a BPMN process."""
+
+    __tablename__ = "process_versions"
+    __table_args__ = (
+        UniqueConstraint("process_id", "version", name="uq_process_versions_process_id_version"),
+        UniqueConstraint("process_id", "sha256", name="uq_process_versions_process_id_sha256"),
+        Index("ix_process_versions_process_id_version", "process_id", "version"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)  # surrogate key that cases point at
+    process_id: Mapped[str] = mapped_column(String(100))  # the BPMN process id, also the file stem
+    version: Mapped[int] = mapped_column()  # 1, 2, 3... per process id
+    name: Mapped[str] = mapped_column(String(200))  # the process's human name
+    filename: Mapped[str] = mapped_column(String(300))  # the file it was deployed from
+    sha256: Mapped[str] = mapped_column(String(64))  # of the BPMN source; identical content = same version
+    bpmn_source: Mapped[str] = deferred(mapped_column(Text))  # the BPMN XML exactly as deployed
+    spec_json: Mapped[str] = deferred(mapped_column(Text))  # serialized specs + catalogue, restored per process
+    catalogue: Mapped[dict[str, Any]] = mapped_column(JSONData)  # human tasks, timers, lanes
+    deployed_at: Mapped[datetime] = mapped_column(UTCDateTime)  # when it was deployed
+    deployed_by: Mapped[str] = mapped_column(String(100))  # who deployed it
+    previous_id: Mapped[int | None] = mapped_column(ForeignKey("process_versions.id"))  # version it followed
+    note: Mapped[str] = mapped_column(String(500), default="")  # deployer's note for this version
+
+    @property
+    def label(self) -> str:
+        """``process_id v3``."""
+        return f"{self.process_id} v{self.version}"

@@ -1,0 +1,138 @@
+"""Deploying BPMN files as process versions and looking versions up."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from app.auth import Actor
+from app.engine import ProcessDefinition, ProcessDefinitionError, get_engine, now
+from app.errors import NotFoundError, PermissionDeniedError
+from app.extensions import db
+from app.processes.models import ProcessVersion
+
+MAX_BPMN_BYTES = 2_000_000
+
+# Case number prefixes; other processes use the initials of their id's words.
+CASE_PREFIXES = {
+    "fault_handling": "FH", "emergency_repair": "ER", "monthly_inspection": "MI",
+    "return_visit": "RV", "consultation": "CQ", "complaint_handling": "CP",
+}
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """The outcome of deploying one file: the version, and whether it is new."""
+
+    version: ProcessVersion
+    created: bool
+
+
+@dataclass(frozen=True)
+class _Checked:
+    filename: str
+    source: bytes
+    sha256: str
+    definition: ProcessDefinition
+
+
+def case_prefix(process_id: str) -> str:
+    """The prefix of case numbers of a process (FH for fault_handling)."""
+    return CASE_PREFIXES.get(process_id) or "".join(w[0] for w in process_id.split("_") if w).upper()[:4]
+
+
+def _check(source: bytes, filename: str) -> _Checked:
+    if len(source) > MAX_BPMN_BYTES:
+        raise ProcessDefinitionError(f"the file is larger than {MAX_BPMN_BYTES} bytes", filename=filename)
+    definition = get_engine().parse(source, filename)
+    stem = Path(filename).name.removesuffix(".bpmn")
+    if stem != definition.process_id:
+        raise ProcessDefinitionError(
+            f"the process id '{definition.process_id}' must equal the file name '{stem}'",
+            filename=filename, element_id=definition.process_id)
+    return _Checked(filename, source, hashlib.sha256(source).hexdigest(), definition)
+
+
+def _store(checked: _Checked, *, actor: Actor, note: str) -> Deployment:
+    process_id = checked.definition.process_id
+    same = db.session.scalar(select(ProcessVersion).where(
+        ProcessVersion.process_id == process_id, ProcessVersion.sha256 == checked.sha256))
+    if same is not None:
+        return Deployment(same, created=False)
+    latest = latest_version(process_id)
+    version = ProcessVersion(
+        process_id=process_id, version=(latest.version + 1) if latest else 1,
+        name=checked.definition.catalogue.name, filename=Path(checked.filename).name, sha256=checked.sha256,
+        bpmn_source=checked.source.decode("utf-8"), spec_json=get_engine().dump_definition(checked.definition),
+        catalogue=checked.definition.catalogue.to_dict(), deployed_at=now(), deployed_by=actor.username,
+        previous_id=latest.id if latest else None, note=note,
+    )
+    db.session.add(version)
+    db.session.flush()
+    return Deployment(version, created=True)
+
+
+def deploy_sources(sources: list[tuple[str, bytes]], *, actor: Actor, note: str = "") -> list[Deployment]:
+    """Deploy several files all or nothing: every file is checked before any is stored."""
+    if not actor.has_role("admin", "system"):
+        raise PermissionDeniedError("only admins deploy process versions")
+    checked = [_check(source, filename) for filename, source in sources]
+    ids = [c.definition.process_id for c in checked]
+    duplicated = {i for i in ids if ids.count(i) > 1}
+    if duplicated:
+        raise ProcessDefinitionError(f"process '{sorted(duplicated)[0]}' appears in more than one file",
+                                     filename=", ".join(c.filename for c in checked))
+    return [_store(c, actor=actor, note=note) for c in checked]
+
+
+def deploy_path(path: Path, *, actor: Actor, note: str = "") -> list[Deployment]:
+    """Deploy one .bpmn file, or every .bpmn file of a directory, all or nothing."""
+    if path.is_dir():
+        files = sorted(path.glob("*.bpmn"))
+        if not files:
+            raise ProcessDefinitionError("no .bpmn files in the directory", filename=str(path))
+    elif path.is_file():
+        files = [path]
+    else:
+        raise ProcessDefinitionError("no such file or directory", filename=str(path))
+    return deploy_sources([(str(f), f.read_bytes()) for f in files], actor=actor, note=note)
+
+
+def latest_version(process_id: str) -> ProcessVersion | None:
+    """The newest deployed version of a process, or None."""
+    return db.session.scalar(select(ProcessVersion).where(ProcessVersion.process_id == process_id)
+                             .order_by(ProcessVersion.version.desc()).limit(1))
+
+
+def get_version(version_id: int) -> ProcessVersion:
+    """A version by id (NotFoundError if unknown)."""
+    version = db.session.get(ProcessVersion, version_id)
+    if version is None:
+        raise NotFoundError(f"process version {version_id} does not exist")
+    return version
+
+
+def list_processes() -> list[ProcessVersion]:
+    """The latest version of every deployed process, by process id."""
+    newest = (select(ProcessVersion.process_id, func.max(ProcessVersion.version).label("v"))
+              .group_by(ProcessVersion.process_id).subquery())
+    return list(db.session.scalars(
+        select(ProcessVersion).join(newest, (ProcessVersion.process_id == newest.c.process_id)
+                                    & (ProcessVersion.version == newest.c.v))
+        .order_by(ProcessVersion.process_id)))
+
+
+def list_versions(process_id: str) -> list[ProcessVersion]:
+    """Every version of a process, newest first."""
+    return list(db.session.scalars(select(ProcessVersion).where(ProcessVersion.process_id == process_id)
+                                   .order_by(ProcessVersion.version.desc())))
+
+
+def definition_of(version: ProcessVersion) -> ProcessDefinition:
+    """The engine definition of a version, restored once per process and cached."""
+    engine = get_engine()
+    key = (version.id, version.sha256)
+    return engine.load_definition(key, lambda: version.spec_json)

@@ -1,0 +1,41 @@
+"""Work items: each ready human task of a case, indexed so worklists never load an engine state."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.cases.models import Case
+from app.extensions import UTCDateTime, db
+
+WORK_ITEM_STATES = ("ready", "completed", "cancelled")
+
+
+class WorkItem(db.Model):  # type: ignore[name-defined,misc]
+    """A human task of a case, from the moment it became ready until it was completed or cancelled."""
+
+    __tablename__ = "work_items"
+    __table_args__ = (
+        UniqueConstraint("case_id", "task_id", name="uq_work_items_case_id_task_id"),
+        Index("ix_work_items_state_role_due_at", "state", "role", "due_at"),
+        Index("ix_work_items_assignee_state", "assignee", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)  # surrogate key used in URLs
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)  # owning case
+    task_id: Mapped[str] = mapped_column(String(36))  # engine task uuid
+    task_spec: Mapped[str] = mapped_column(String(100))  # BPMN element id
+    name: Mapped[str] = mapped_column(String(200))  # BPMN element name
+    role: Mapped[str | None] = mapped_column(String(50))  # candidate group / lane: who may do it
+    form_key: Mapped[str | None] = mapped_column(String(100))  # record form to fill in
+    assignee: Mapped[str | None] = mapped_column(String(100))  # who claimed it, if anyone
+    state: Mapped[str] = mapped_column(String(20), default="ready")  # ready | completed | cancelled
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # earliest deadline guarding it
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)  # when it became ready
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # when it was claimed
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # when completed or cancelled
+    completed_by: Mapped[str | None] = mapped_column(String(100))  # who completed it
+
+    case: Mapped[Case] = relationship()

@@ -1,0 +1,113 @@
+"""Shared fixtures: an app on a migrated database (SQLite file, or PostgreSQL via TEST_DATABASE_URL),
+a controllable clock, clients, and a clean database after every test.
+
+Tests that use several connections (concurrent clients, a live server, RQ workers) need committed data,
+so instead of one rolled-back transaction per test, every table is emptied after each test.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from flask_migrate import upgrade
+from sqlalchemy import create_engine, text
+
+from app import create_app
+from app.auth import SYSTEM, Actor, demo_actor
+from app.engine import ManualClock, set_clock
+from app.extensions import db
+from app.processes.service import deploy_path
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "tests" / "data"
+T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+
+
+def _database_url(tmp_root: Path) -> str:
+    url = os.environ.get("TEST_DATABASE_URL")
+    if not url:
+        return f"sqlite:///{tmp_root / 'test.db'}"
+    url = url.replace("postgresql://", "postgresql+psycopg://", 1)
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:  # a fresh schema per test session: migrations run from nothing
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+    return url
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The database the test session runs against, empty."""
+    return _database_url(tmp_path_factory.mktemp("db"))
+
+
+@pytest.fixture(scope="session")
+def app(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
+    """The app, its schema built by running the migrations."""
+    application = create_app({
+        "ENV_NAME": "testing", "TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url,
+        "INSTANCE_DIR": str(tmp_path_factory.mktemp("instance")),
+    })
+    with application.app_context():
+        upgrade()
+    yield application
+
+
+@pytest.fixture(autouse=True)
+def _clean_database(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Empty every table after each test that used the app."""
+    yield
+    if "app" not in request.fixturenames:
+        return
+    application: Flask = request.getfixturevalue("app")
+    with application.app_context():
+        db.session.rollback()
+        for table in reversed(db.metadata.sorted_tables):
+            db.session.execute(table.delete())
+        db.session.commit()
+        db.session.remove()
+
+
+@pytest.fixture
+def ctx(app: Flask) -> Iterator[Flask]:
+    """An application context for calling services directly."""
+    with app.app_context():
+        yield app
+        db.session.rollback()
+
+
+@pytest.fixture
+def clock() -> Iterator[ManualClock]:
+    """The system clock, stopped at T0 and moved only by the test."""
+    manual = ManualClock(T0)
+    previous = set_clock(manual)
+    yield manual
+    set_clock(previous)
+
+
+@pytest.fixture
+def deployed(ctx: Flask) -> Flask:
+    """Every process of workflows/ plus the test processes, deployed."""
+    deploy_path(ROOT / "workflows", actor=SYSTEM)
+    deploy_path(DATA / "one_task.bpmn", actor=SYSTEM)
+    db.session.commit()
+    return ctx
+
+
+@pytest.fixture
+def staff() -> Actor:
+    """A member of staff holding every staff role."""
+    return demo_actor("alice")
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """A test client."""
+    return app.test_client()
