@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 from flask import Flask, current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 from flask_migrate import upgrade
 
 from app.auth import SYSTEM, Actor
@@ -59,6 +59,7 @@ def seed_command() -> None:
 
 
 @click.command("setup")
+@with_appcontext
 @click.option("--demo/--no-demo", default=True, show_default=True, help="Seed demo customers and equipment.")
 def setup_command(demo: bool) -> None:
     """Upgrade the database, deploy workflows/ and (by default) seed demo data; safe to run again."""

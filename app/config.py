@@ -40,7 +40,6 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "TESTING": name == "testing",
         "INSTANCE_DIR": str(instance_dir),
         "SQLALCHEMY_DATABASE_URI": env.get("DATABASE_URL") or f"sqlite:///{instance_dir / 'servicecase.db'}",
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "REDIS_URL": env.get("REDIS_URL") or None,
         "WORKFLOWS_DIR": env.get("SERVICECASE_WORKFLOWS", str(PROJECT_ROOT / "workflows")),
         "FORMS_DIR": env.get("SERVICECASE_FORMS", str(PROJECT_ROOT / "forms")),
@@ -70,8 +69,15 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         if not cfg["REDIS_URL"]:
             raise ConfigError("REDIS_URL must be set in production: timers need a real Redis")
     cfg["SECRET_KEY"] = secret or (secrets.token_hex(16) if name == "testing" else _instance_secret(instance_dir))
-    if cfg["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
-        # SQLite: one writer at a time; wait for the lock instead of failing at once.
-        cfg["SQLALCHEMY_ENGINE_OPTIONS"] = {"connect_args": {"timeout": 30}}
     cfg.update(overrides)
+    if "SQLALCHEMY_ENGINE_OPTIONS" not in overrides:
+        cfg["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(cfg["SQLALCHEMY_DATABASE_URI"])
     return cfg
+
+
+def engine_options(url: str) -> dict[str, Any]:
+    """Connection settings per database kind."""
+    if url.startswith("sqlite"):
+        # SQLite: one writer at a time; wait for the lock instead of failing at once.
+        return {"connect_args": {"timeout": 30}}
+    return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 10}

@@ -81,5 +81,9 @@ def handle_http_error(exc: HTTPException) -> ResponseReturnValue:
     message = data.get("message") or exc.description or exc.name
     if exc.code == 422 and errors:
         message = "the request has invalid fields"
+    elif exc.code == 400 and errors and "json" in errors and not isinstance(errors["json"], dict):
+        message, errors = "the request body is not valid JSON", None
+    elif exc.code == 413:
+        message = f"the request body is larger than {current_app.config['MAX_CONTENT_LENGTH']} bytes"
     status = exc.code or 500
     return jsonify(error_body(status, message, _flatten_locations(errors) if errors else None)), status

@@ -123,8 +123,8 @@ class TaskDetailSchema(TaskSchema):
     data = fields.Dict(metadata={"description": "Current process data visible to the task"})
 
 
-class CaseSchema(Schema):
-    """A case with its open tasks and deadlines."""
+class CaseBriefSchema(Schema):
+    """A case as listed."""
 
     id = fields.Integer()
     number = fields.String()
@@ -133,7 +133,6 @@ class CaseSchema(Schema):
     process_version = fields.Function(lambda case: case.process_version.version)
     process_version_id = fields.Integer()
     title = fields.String()
-    description = fields.String()
     channel = fields.String()
     priority = fields.String()
     customer = fields.Nested(CustomerBriefSchema, allow_none=True)
@@ -144,6 +143,12 @@ class CaseSchema(Schema):
     closed_at = fields.AwareDateTime(allow_none=True)
     updated_at = fields.AwareDateTime()
     summary = fields.Dict()
+
+
+class CaseSchema(CaseBriefSchema):
+    """A case with its description, open tasks and deadlines."""
+
+    description = fields.String()
     open_tasks = fields.List(fields.Nested(TaskSchema))
     deadlines = fields.List(fields.Nested(TimerSchema))
 
@@ -151,7 +156,7 @@ class CaseSchema(Schema):
 class CaseListSchema(Schema):
     """A page of cases."""
 
-    items = fields.List(fields.Nested(CaseSchema(exclude=("open_tasks", "deadlines", "description"))))
+    items = fields.List(fields.Nested(CaseBriefSchema))
     total = fields.Integer()
     page = fields.Integer()
     per_page = fields.Integer()

@@ -128,6 +128,7 @@ def validate_task_data(item: WorkItem, data: Any) -> dict[str, Any]:
 def complete_work_item(*, work_item_id: int, actor: Actor, data: Any) -> Case:
     """Validate the form, then load → complete → store the case under its lock."""
     item = get_work_item(work_item_id)
+    _check_ready(item)  # a finished task answers 409 whatever the data; checked again under the lock
     cleaned = validate_task_data(item, data)
     case = lock_case(item.case_id)
     db.session.refresh(item)
