@@ -21,6 +21,17 @@ def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
     cursor.close()
 
 
+def _install_clock(app: Flask) -> None:
+    """One clock for the whole process: the wall clock, or the shared simulated clock."""
+    from app.engine import OffsetClock, SystemClock, set_clock
+    from app.timers.simulation import offset_reader
+
+    if app.config["CLOCK"] == "simulated":
+        set_clock(OffsetClock(offset_reader(app)))
+    else:
+        set_clock(SystemClock())
+
+
 def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     """Build the app from the environment (and ``overrides``, for tests)."""
     config = load_config(overrides)
@@ -35,6 +46,11 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
             event.listen(db.engine, "connect", _sqlite_pragmas)
+
+    _install_clock(app)
+    from app.timers.scheduling import install_session_hooks
+
+    install_session_hooks()
 
     from app.forms import FormRegistry
 

@@ -79,8 +79,106 @@ def setup_command(demo: bool) -> None:
             click.echo(f"added {added} demo customers")
 
 
+clock_cli = AppGroup("clock", help="The simulated clock (development and testing only).")
+timers_cli = AppGroup("timers", help="Timers: list them, sweep, retry failed ones.")
+
+
+@clock_cli.command("show")
+def clock_show() -> None:
+    """Print the system's time and how far it is ahead of the wall clock."""
+    from app.engine import now
+    from app.timers.simulation import clock_offset
+
+    click.echo(f"now {now().isoformat(timespec='seconds')}  (ahead of the wall clock by {clock_offset()})")
+
+
+@clock_cli.command("advance")
+@click.argument("by")
+@click.option("--no-fire", is_flag=True, help="Only move the clock; let the workers fire due timers.")
+def clock_advance(by: str, no_fire: bool) -> None:
+    """Move the simulated clock forward by BY (25h, 90m, 2d, 1d2h, PT25H) and fire what became due."""
+    from app.engine import parse_duration
+    from app.timers.simulation import advance_clock
+
+    try:
+        delta = parse_duration(by)
+        moved_to, fired = advance_clock(by=delta, actor=SYSTEM, fire=not no_fire)
+        db.session.commit()
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="BY") from None
+    except ServiceError as exc:
+        db.session.rollback()
+        raise click.ClickException(exc.message) from None
+    click.echo(f"now {moved_to.isoformat(timespec='seconds')}; fired {len(fired)} timer(s)")
+
+
+@clock_cli.command("reset")
+def clock_reset() -> None:
+    """Put the simulated clock back on the wall clock."""
+    from app.timers.simulation import reset_clock
+
+    try:
+        moved_to = reset_clock(actor=SYSTEM)
+    except ServiceError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"now {moved_to.isoformat(timespec='seconds')}")
+
+
+@timers_cli.command("list")
+def timers_list() -> None:
+    """List waiting and failed timers, soonest first."""
+    from app.timers.service import pending_timers
+
+    for timer in pending_timers():
+        click.echo(f"{timer.id:>6} {timer.state:8} {timer.due_at:%Y-%m-%d %H:%M:%S} case {timer.case_id:<6} "
+                   f"{timer.name}{'  ERROR: ' + (timer.last_error or '')[:80] if timer.state == 'failed' else ''}")
+
+
+@timers_cli.command("sweep")
+def timers_sweep() -> None:
+    """Run one sweep now: re-arm lost timer jobs and start due recurring cases."""
+    from app.timers.worker import sweep_once
+
+    report = sweep_once(current_app._get_current_object())  # type: ignore[attr-defined]
+    click.echo("another worker is sweeping right now" if report is None else f"sweep: {report}")
+
+
+@timers_cli.command("retry")
+@click.argument("timer_id", type=int)
+def timers_retry(timer_id: int) -> None:
+    """Put a failed timer back to waiting so it fires again."""
+    from app.timers.service import retry_timer
+
+    try:
+        timer = retry_timer(timer_id=timer_id, actor=_deployer("cli"))
+        db.session.commit()
+    except ServiceError as exc:
+        db.session.rollback()
+        raise click.ClickException(exc.message) from None
+    click.echo(f"timer {timer.id} is {timer.state}")
+
+
+@click.command("worker")
+@click.option("--burst", is_flag=True, help="Stop when the queue is empty (tests, one-off catch-up).")
+@click.option("--fork", is_flag=True, help="Run each job in a forked child (RQ's default Worker).")
+@click.option("--no-sweep", is_flag=True, help="Do not run the sweep thread in this worker.")
+@click.option("--name", default=None, help="Worker name (defaults to RQ's).")
+@with_appcontext
+def worker_command(burst: bool, fork: bool, no_sweep: bool, name: str | None) -> None:
+    """Fire timers: an RQ worker with its scheduler on the timer queue, plus the sweep."""
+    from app.timers.worker import run_worker
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    if not app.config.get("REDIS_URL"):
+        raise click.ClickException("REDIS_URL is not set: the worker needs Redis")
+    run_worker(app, burst=burst, fork=fork, sweep=not no_sweep, name=name)
+
+
 def register_cli(app: Flask) -> None:
     """Attach the command groups to the app."""
     app.cli.add_command(processes_cli)
     app.cli.add_command(demo_cli)
     app.cli.add_command(setup_command)
+    app.cli.add_command(clock_cli)
+    app.cli.add_command(timers_cli)
+    app.cli.add_command(worker_command)

@@ -50,6 +50,15 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "OPENAPI_VERSION": "3.0.3",
         "OPENAPI_URL_PREFIX": "/api",
         "OPENAPI_JSON_PATH": "openapi.json",
+        # Timers: the RQ queue, job timeout (a looping script is stopped), the sweep that re-arms
+        # lost jobs, and the clock ("system" in production; "simulated" can be moved by `flask clock`).
+        "TIMER_QUEUE": env.get("SERVICECASE_TIMER_QUEUE", "servicecase-timers"),
+        "TIMER_JOB_TIMEOUT": int(env.get("SERVICECASE_TIMER_JOB_TIMEOUT", 60)),
+        "TIMER_RETRY_INTERVALS": [2, 10, 30, 120, 600],
+        "SWEEP_INTERVAL": float(env.get("SERVICECASE_SWEEP_INTERVAL", 10)),
+        "SWEEP_HORIZON": float(env.get("SERVICECASE_SWEEP_HORIZON", 300)),
+        "SWEEP_GRACE": float(env.get("SERVICECASE_SWEEP_GRACE", 5)),
+        "CLOCK": env.get("SERVICECASE_CLOCK", "system" if name == "production" else "simulated"),
         "EMERGENCY_CONTACT": {
             "name": env.get("SERVICECASE_EMERGENCY_NAME", ""),
             "phone": env.get("SERVICECASE_EMERGENCY_PHONE", ""),
@@ -70,6 +79,10 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
             raise ConfigError("REDIS_URL must be set in production: timers need a real Redis")
     cfg["SECRET_KEY"] = secret or (secrets.token_hex(16) if name == "testing" else _instance_secret(instance_dir))
     cfg.update(overrides)
+    if cfg["ENV_NAME"] == "production" and cfg["CLOCK"] != "system":
+        raise ConfigError("the simulated clock exists only in development and testing")
+    if cfg["CLOCK"] not in ("system", "simulated"):
+        raise ConfigError(f"SERVICECASE_CLOCK must be 'system' or 'simulated', not {cfg['CLOCK']!r}")
     if "SQLALCHEMY_ENGINE_OPTIONS" not in overrides:
         cfg["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(cfg["SQLALCHEMY_DATABASE_URI"])
     return cfg

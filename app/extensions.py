@@ -5,7 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from flask import Flask, current_app
 from flask_migrate import Migrate
+from redis import Redis
+from rq import Queue
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import JSON, DateTime, MetaData
 from sqlalchemy.dialects.postgresql import JSONB
@@ -53,3 +56,23 @@ JSONData = JSON().with_variant(JSONB(), "postgresql")
 
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
+
+
+def redis_connection(app: Flask | None = None) -> Redis:
+    """The app's Redis connection (one pool per process), from REDIS_URL."""
+    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    conn = app.extensions.get("servicecase.redis")
+    if conn is None:
+        url = app.config.get("REDIS_URL")
+        if not url:
+            raise RuntimeError("REDIS_URL is not set: timers need Redis")
+        conn = Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=30)
+        app.extensions["servicecase.redis"] = conn
+    return conn
+
+
+def timer_queue(app: Flask | None = None) -> Queue:
+    """The RQ queue timer jobs go through."""
+    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    return Queue(app.config["TIMER_QUEUE"], connection=redis_connection(app),
+                 default_timeout=app.config["TIMER_JOB_TIMEOUT"])

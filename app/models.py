@@ -5,6 +5,6 @@ from app.cases.models import Case
 from app.processes.models import ProcessVersion
 from app.registry.models import Customer, Equipment
 from app.tasks.models import WorkItem
-from app.timers.models import Timer
+from app.timers.models import Schedule, ScheduleOccurrence, Timer
 
-__all__ = ["Case", "CaseEvent", "Customer", "Equipment", "ProcessVersion", "Timer", "WorkItem"]
+__all__ = ["Case", "CaseEvent", "Customer", "Equipment", "ProcessVersion", "Schedule", "ScheduleOccurrence", "Timer", "WorkItem"]

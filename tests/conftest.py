@@ -21,12 +21,14 @@ from sqlalchemy import create_engine, text
 from app import create_app
 from app.auth import SYSTEM, Actor, demo_actor
 from app.engine import ManualClock, set_clock
-from app.extensions import db
+from app.extensions import db, redis_connection
 from app.processes.service import deploy_path
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+# A Redis database of its own, emptied before the session and after every test.
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
 def _database_url(tmp_root: Path) -> str:
@@ -53,9 +55,11 @@ def app(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     """The app, its schema built by running the migrations."""
     application = create_app({
         "ENV_NAME": "testing", "TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url,
-        "INSTANCE_DIR": str(tmp_path_factory.mktemp("instance")),
+        "INSTANCE_DIR": str(tmp_path_factory.mktemp("instance")), "REDIS_URL": REDIS_URL,
+        "CLOCK": "simulated",
     })
     with application.app_context():
+        redis_connection(application).flushdb()
         upgrade()
     yield application
 
@@ -73,6 +77,7 @@ def _clean_database(request: pytest.FixtureRequest) -> Iterator[None]:
             db.session.execute(table.delete())
         db.session.commit()
         db.session.remove()
+        redis_connection(application).flushdb()
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import RAISE, Schema, fields, validate
 
-from app.cases.models import CASE_STATUSES, CHANNELS, PRIORITIES
+from app.cases.models import CASE_STATUSES, INTAKE_CHANNELS, PRIORITIES
 from app.tasks.models import WORK_ITEM_STATES
 
 
@@ -22,7 +22,7 @@ class CaseCreateSchema(StrictSchema):
                             metadata={"description": "Process id, e.g. fault_handling"})
     reported_at = fields.AwareDateTime(required=True, metadata={
         "description": "The customer's notice time (ISO 8601 with offset); deadlines run from it"})
-    channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
+    channel = fields.String(required=True, validate=validate.OneOf(INTAKE_CHANNELS))
     description = fields.String(required=True, validate=validate.Length(1, 5000))
     title = fields.String(validate=validate.Length(1, 200))
     priority = fields.String(load_default="normal", validate=validate.OneOf(PRIORITIES))

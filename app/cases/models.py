@@ -13,7 +13,8 @@ from app.processes.models import ProcessVersion
 from app.registry.models import Customer, Equipment
 
 CASE_STATUSES = ("open", "closed", "cancelled")
-CHANNELS = ("phone", "email", "fax", "web")
+INTAKE_CHANNELS = ("phone", "email", "fax", "web")  # how a customer can reach the department
+CHANNELS = (*INTAKE_CHANNELS, "schedule")  # plus cases started by a recurring schedule
 PRIORITIES = ("normal", "high", "emergency")
 
 
@@ -33,7 +34,7 @@ class Case(db.Model):  # type: ignore[name-defined,misc]
     status: Mapped[str] = mapped_column(String(20), default="open")  # open | closed | cancelled
     title: Mapped[str] = mapped_column(String(200))  # one-line summary for lists
     description: Mapped[str] = mapped_column(Text, default="")  # what the customer reported
-    channel: Mapped[str] = mapped_column(String(20))  # phone | email | fax | web
+    channel: Mapped[str] = mapped_column(String(20))  # phone | email | fax | web | schedule
     priority: Mapped[str] = mapped_column(String(20), default="normal")  # normal | high | emergency
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)  # who reported
     equipment_id: Mapped[int | None] = mapped_column(ForeignKey("equipment.id"), index=True)  # what failed

@@ -27,6 +27,7 @@ from app.processes.service import case_prefix, definition_of, latest_version
 from app.registry.models import Customer, Equipment
 from app.tasks.models import WorkItem
 from app.timers.models import Timer
+from app.timers.scheduling import note_timer_changes
 
 SUMMARY_KEYS = ("outcome", "fault_class", "cause", "support_mode", "under_warranty", "free_of_charge")
 
@@ -198,6 +199,7 @@ def store_instance(case: Case, instance: Instance, *, actor: Actor,
         **{k: data[k] for k in SUMMARY_KEYS if k in data},
         "open_tasks": sorted(t.name for t in ready.values()),
     }
+    note_timer_changes(new=result.new_timers, ended=result.ended_timers)
     if instance.is_completed and case.status == "open":
         case.status, case.closed_at = "closed", current
         record_event(case=case, type="case_closed", actor=actor.username,
@@ -216,6 +218,8 @@ def _store_timers(case: Case, instance: Instance, *, actor: Actor, current: date
             continue
         fired = instance.task_state(task_id) == "COMPLETED"
         row.state, row.ended_at = ("fired" if fired else "cancelled"), current
+        if fired:
+            row.fired_late_by_ms = int((current - row.due_at).total_seconds() * 1000)
         result.ended_timers.append(row)
         record_event(case=case, type="timer_fired" if fired else "timer_cancelled", actor=actor.username,
                      payload={"timer_id": row.id, "task_id": task_id, "task_spec": row.task_spec,

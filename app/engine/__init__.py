@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import threading
 
-from .clock import Clock, ManualClock, SystemClock, ensure_utc, get_clock, now, set_clock
+from .clock import (
+    Clock,
+    ManualClock,
+    OffsetClock,
+    SystemClock,
+    ensure_utc,
+    get_clock,
+    now,
+    parse_duration,
+    set_clock,
+)
 from .errors import (
     EngineError,
     ProcessDefinitionError,
@@ -16,9 +26,9 @@ from .parser import Catalogue, HumanTaskInfo, TimerInfo
 from .runtime import Engine, HumanTask, Instance, ProcessDefinition, WaitingTimer
 
 __all__ = [
-    "Catalogue", "Clock", "Engine", "EngineError", "HumanTask", "HumanTaskInfo", "Instance", "ManualClock",
+    "Catalogue", "Clock", "Engine", "EngineError", "HumanTask", "HumanTaskInfo", "Instance", "ManualClock", "OffsetClock",
     "ProcessDefinition", "ProcessDefinitionError", "ScriptError", "SystemClock", "TaskNotReadyError",
-    "TimerInfo", "UnknownTaskError", "WaitingTimer", "ensure_utc", "get_clock", "get_engine", "now",
+    "TimerInfo", "UnknownTaskError", "WaitingTimer", "ensure_utc", "get_clock", "get_engine", "now", "parse_duration",
     "set_clock",
 ]
 

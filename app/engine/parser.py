@@ -8,6 +8,7 @@ from typing import Any
 
 from lxml import etree
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
+from SpiffWorkflow.bpmn.specs.event_definitions.simple import NoneEventDefinition
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.spiff.parser.process import VALIDATOR, SpiffBpmnParser
 
@@ -248,6 +249,10 @@ def parse_process(source: bytes, filename: str) -> ParsedProcess:
         catalogue = catalogue_of(tree, filename)
         spec = parser.get_spec(catalogue.process_id)
         subprocess_specs = parser.get_subprocess_specs(catalogue.process_id)
+        if catalogue.start_timer is not None:
+            # The app starts one case per occurrence from a calendar-aware schedule read from this
+            # timer; left in the spec, SpiffWorkflow would run every (drifting) cycle inside one case.
+            spec.task_specs[catalogue.start_timer.id].event_definition = NoneEventDefinition()
     except ValidationException as exc:
         element = getattr(exc, "id", "") or None
         line = getattr(exc, "line_number", "") or None

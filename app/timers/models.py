@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.extensions import UTCDateTime, db
 
 TIMER_STATES = ("waiting", "fired", "cancelled")
+
 
 
 class Timer(db.Model):  # type: ignore[name-defined,misc]
@@ -33,3 +34,39 @@ class Timer(db.Model):  # type: ignore[name-defined,misc]
     state: Mapped[str] = mapped_column(String(20), default="waiting")  # waiting | fired | cancelled
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)  # when it started waiting
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # when it fired or was cancelled
+    fired_late_by_ms: Mapped[int | None] = mapped_column()  # fire time minus due time, for the SLA record
+    attempts: Mapped[int] = mapped_column(default=0)  # firing attempts that failed
+    last_error: Mapped[str | None] = mapped_column(Text)  # why the last attempt failed
+
+
+class Schedule(db.Model):  # type: ignore[name-defined,misc]
+    """A calendar schedule that starts a new case of a process at every occurrence."""
+
+    __tablename__ = "schedules"
+
+    id: Mapped[int] = mapped_column(primary_key=True)  # surrogate key
+    process_id: Mapped[str] = mapped_column(String(100), unique=True)  # process started by it
+    process_version_id: Mapped[int] = mapped_column(ForeignKey("process_versions.id"))  # version declaring it
+    timer_spec: Mapped[str] = mapped_column(String(100))  # BPMN id of the timer start event
+    expression: Mapped[str] = mapped_column(String(200))  # the timeCycle as written (R/start/P1M)
+    anchor_at: Mapped[datetime] = mapped_column(UTCDateTime)  # first occurrence; every other is anchor + n periods
+    period: Mapped[str] = mapped_column(String(50))  # ISO-8601 period, calendar-aware (P1M, P3M)
+    repetitions: Mapped[int | None] = mapped_column()  # None: forever
+    next_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)  # next occurrence to start
+    active: Mapped[bool] = mapped_column(default=True)  # false once repetitions are used up or replaced
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)  # last change
+
+
+class ScheduleOccurrence(db.Model):  # type: ignore[name-defined,misc]
+    """One occurrence of a schedule that was started: the unique key makes every occurrence start once."""
+
+    __tablename__ = "schedule_occurrences"
+    __table_args__ = (UniqueConstraint("schedule_id", "occurrence_at",
+                                       name="uq_schedule_occurrences_schedule_id_occurrence_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)  # surrogate key
+    schedule_id: Mapped[int] = mapped_column(ForeignKey("schedules.id"), index=True)  # the schedule
+    sequence: Mapped[int] = mapped_column()  # n: occurrence_at = anchor + n periods
+    occurrence_at: Mapped[datetime] = mapped_column(UTCDateTime)  # when it was due
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))  # the case it started
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)  # when it was started (late after downtime)

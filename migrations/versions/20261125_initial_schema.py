@@ -1,8 +1,8 @@
-"""Initial schema: process versions, service files, cases, work items, timers, case events.
+"""Initial schema: process versions, service files, cases, work items, timers, schedules, case events.
 
 Revision ID: initial_schema
 Revises: 
-Created: 2026-11-25 12:43:13.836332
+Created: 2026-11-25 12:45:36.171753
 """
 
 from alembic import op
@@ -72,6 +72,25 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_equipment_customer_id'), ['customer_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_equipment_region'), ['region'], unique=False)
 
+    op.create_table('schedules',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('process_id', sa.String(length=100), nullable=False),
+    sa.Column('process_version_id', sa.Integer(), nullable=False),
+    sa.Column('timer_spec', sa.String(length=100), nullable=False),
+    sa.Column('expression', sa.String(length=200), nullable=False),
+    sa.Column('anchor_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('period', sa.String(length=50), nullable=False),
+    sa.Column('repetitions', sa.Integer(), nullable=True),
+    sa.Column('next_due_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('active', sa.Boolean(), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['process_version_id'], ['process_versions.id'], name=op.f('fk_schedules_process_version_id_process_versions')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_schedules')),
+    sa.UniqueConstraint('process_id', name=op.f('uq_schedules_process_id'))
+    )
+    with op.batch_alter_table('schedules', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_schedules_next_due_at'), ['next_due_at'], unique=False)
+
     op.create_table('cases',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('number', sa.String(length=40), nullable=True),
@@ -122,6 +141,21 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_case_events_case_id'), ['case_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_case_events_type'), ['type'], unique=False)
 
+    op.create_table('schedule_occurrences',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('schedule_id', sa.Integer(), nullable=False),
+    sa.Column('sequence', sa.Integer(), nullable=False),
+    sa.Column('occurrence_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('case_id', sa.Integer(), nullable=True),
+    sa.Column('started_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], name=op.f('fk_schedule_occurrences_case_id_cases')),
+    sa.ForeignKeyConstraint(['schedule_id'], ['schedules.id'], name=op.f('fk_schedule_occurrences_schedule_id_schedules')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_schedule_occurrences')),
+    sa.UniqueConstraint('schedule_id', 'occurrence_at', name='uq_schedule_occurrences_schedule_id_occurrence_at')
+    )
+    with op.batch_alter_table('schedule_occurrences', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_schedule_occurrences_schedule_id'), ['schedule_id'], unique=False)
+
     op.create_table('timers',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('case_id', sa.Integer(), nullable=False),
@@ -135,6 +169,9 @@ def upgrade() -> None:
     sa.Column('state', sa.String(length=20), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('ended_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('fired_late_by_ms', sa.Integer(), nullable=True),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('last_error', sa.Text(), nullable=True),
     sa.ForeignKeyConstraint(['case_id'], ['cases.id'], name=op.f('fk_timers_case_id_cases')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_timers')),
     sa.UniqueConstraint('case_id', 'task_id', name='uq_timers_case_id_task_id')
@@ -181,6 +218,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_timers_case_id'))
 
     op.drop_table('timers')
+    with op.batch_alter_table('schedule_occurrences', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_schedule_occurrences_schedule_id'))
+
+    op.drop_table('schedule_occurrences')
     with op.batch_alter_table('case_events', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_case_events_type'))
         batch_op.drop_index(batch_op.f('ix_case_events_case_id'))
@@ -194,6 +235,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_cases_customer_id'))
 
     op.drop_table('cases')
+    with op.batch_alter_table('schedules', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_schedules_next_due_at'))
+
+    op.drop_table('schedules')
     with op.batch_alter_table('equipment', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_equipment_region'))
         batch_op.drop_index(batch_op.f('ix_equipment_customer_id'))

@@ -1,0 +1,31 @@
+"""Record forms: Camunda Forms JSON definitions that drive both HTML rendering and server-side validation."""
+
+from __future__ import annotations
+
+from .definitions import (
+    FORM_FILE_SUFFIX,
+    SUPPORTED_TYPES,
+    Component,
+    FormDefinition,
+    FormDefinitionError,
+    FormRegistry,
+    FormValidationError,
+    Option,
+    UnknownFormError,
+)
+from .rendering import render_form_fields, render_form_readonly, render_markdown
+
+__all__ = [
+    "FORM_FILE_SUFFIX",
+    "SUPPORTED_TYPES",
+    "Component",
+    "FormDefinition",
+    "FormDefinitionError",
+    "FormRegistry",
+    "FormValidationError",
+    "Option",
+    "UnknownFormError",
+    "render_form_fields",
+    "render_form_readonly",
+    "render_markdown",
+]

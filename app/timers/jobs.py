@@ -1,0 +1,59 @@
+"""RQ jobs: plain importable functions that take ids. They run in any RQ worker (ours or `rq worker`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from flask import Flask, current_app, has_app_context
+
+_app: Flask | None = None
+
+
+@contextmanager
+def _app_context() -> Iterator[Flask]:
+    """The worker's app: the one already pushed (our worker command) or one built once per process."""
+    global _app
+    from app.extensions import db
+
+    if has_app_context():
+        yield current_app._get_current_object()  # type: ignore[attr-defined]
+        db.session.remove()
+        return
+    if _app is None:
+        from app import create_app
+
+        _app = create_app()
+    with _app.app_context():
+        yield _app
+        db.session.remove()
+
+
+def fire_timer_job(timer_id: int) -> str:
+    """Fire one timer (idempotent: a timer that already fired or was cancelled is left alone)."""
+    from app.extensions import db
+    from app.timers.service import fire_timer
+
+    with _app_context():
+        try:
+            outcome = fire_timer(timer_id=timer_id)
+            db.session.commit()
+        except BaseException:
+            db.session.rollback()
+            raise
+        return outcome
+
+
+def sweep_job() -> dict[str, Any]:
+    """Run one sweep (normally the worker's own sweep thread does this)."""
+    from app.extensions import db
+    from app.timers.schedules import start_due_occurrences
+    from app.timers.service import sweep
+
+    with _app_context() as app:
+        report = sweep(horizon=app.config["SWEEP_HORIZON"], grace=app.config["SWEEP_GRACE"],
+                       start_occurrences=start_due_occurrences)
+        db.session.commit()
+        return {"checked": report.checked, "armed": report.armed, "rearmed_overdue": report.rearmed_overdue,
+                "schedules_started": report.schedules_started}
