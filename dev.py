@@ -25,8 +25,6 @@ def _run(*args: str | Path, env: dict[str, str] | None = None) -> None:
 
 def ensure_venv(extras: str = "") -> None:
     """Create .venv and install the project into it (a no-op when nothing changed)."""
-    if sys.version_info < (3, 11):
-        sys.exit("Python 3.11 or newer is needed")
     if not (BIN / "python").exists():
         venv.create(VENV, with_pip=True)
     stamp = VENV / f".installed{extras}"

@@ -137,7 +137,7 @@ def timers_list() -> None:
 @timers_cli.command("sweep")
 def timers_sweep() -> None:
     """Run one sweep now: re-arm lost timer jobs and start due recurring cases."""
-    from app.timers.worker import sweep_once
+    from app.worker import sweep_once
 
     report = sweep_once(current_app._get_current_object())  # type: ignore[attr-defined]
     click.echo("another worker is sweeping right now" if report is None else f"sweep: {report}")
@@ -166,7 +166,7 @@ def timers_retry(timer_id: int) -> None:
 @with_appcontext
 def worker_command(burst: bool, fork: bool, no_sweep: bool, name: str | None) -> None:
     """Fire timers: an RQ worker with its scheduler on the timer queue, plus the sweep."""
-    from app.timers.worker import run_worker
+    from app.worker import run_worker
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     if not app.config.get("REDIS_URL"):

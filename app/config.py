@@ -58,6 +58,8 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "SWEEP_INTERVAL": float(env.get("SERVICECASE_SWEEP_INTERVAL", 10)),
         "SWEEP_HORIZON": float(env.get("SERVICECASE_SWEEP_HORIZON", 300)),
         "SWEEP_GRACE": float(env.get("SERVICECASE_SWEEP_GRACE", 5)),
+        # Testing only: a pause inside the firing job, so a test can kill a worker mid-job.
+        "TIMER_FIRE_DELAY": float(env.get("SERVICECASE_TIMER_FIRE_DELAY", 0)) if name == "testing" else 0.0,
         "CLOCK": env.get("SERVICECASE_CLOCK", "system" if name == "production" else "simulated"),
         "EMERGENCY_CONTACT": {
             "name": env.get("SERVICECASE_EMERGENCY_NAME", ""),

@@ -7,9 +7,9 @@ from typing import Any
 
 from flask import Flask, current_app
 from flask_migrate import Migrate
+from flask_sqlalchemy import SQLAlchemy
 from redis import Redis
 from rq import Queue
-from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import JSON, DateTime, MetaData
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase

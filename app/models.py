@@ -7,4 +7,5 @@ from app.registry.models import Customer, Equipment
 from app.tasks.models import WorkItem
 from app.timers.models import Schedule, ScheduleOccurrence, Timer
 
-__all__ = ["Case", "CaseEvent", "Customer", "Equipment", "ProcessVersion", "Schedule", "ScheduleOccurrence", "Timer", "WorkItem"]
+__all__ = ["Case", "CaseEvent", "Customer", "Equipment",
+           "ProcessVersion", "Schedule", "ScheduleOccurrence", "Timer", "WorkItem"]

@@ -36,7 +36,7 @@ class TaskResource(MethodView):
 
     @blp.response(200, TaskDetailSchema)
     @blp.alt_response(404, description="Unknown task")
-    def get(self, task_id: int) -> dict[str, Any]:
+    def get(self, task_id: int) -> tasks.WorkItemDetail:
         """A task with its record form definition and the process data it sees."""
         item = tasks.get_work_item(task_id)
         return tasks.task_detail(item)
@@ -49,7 +49,7 @@ class TaskClaim(MethodView):
     @blp.response(200, TaskDetailSchema)
     @blp.alt_response(404, description="Unknown task")
     @blp.alt_response(409, description="The task is no longer ready or claimed by someone else")
-    def post(self, task_id: int) -> dict[str, Any]:
+    def post(self, task_id: int) -> tasks.WorkItemDetail:
         """Assign the task to the acting user."""
         item = tasks.claim_work_item(work_item_id=task_id, actor=current_actor())
         db.session.commit()

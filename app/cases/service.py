@@ -129,6 +129,11 @@ def lock_case(case_id: int) -> Case:
                              .execution_options(populate_existing=True))
     if case is None:
         raise NotFoundError(f"case {case_id} does not exist")
+    if db.session.get_bind().dialect.name == "sqlite":
+        # SQLite has no row locks: take the database write lock now with a version-checked UPDATE,
+        # so a concurrent writer fails fast with StaleDataError (409) before it does any work.
+        case.updated_at = now()
+        db.session.flush()
     return case
 
 
@@ -158,7 +163,7 @@ def list_cases(*, status: str | None = None, process_id: str | None = None, text
 
 def load_instance(case: Case) -> Instance:
     """Restore the engine instance of a case (the caller holds the case's lock)."""
-    version = db.session.get(ProcessVersion, case.process_version_id)
+    version = db.session.get_one(ProcessVersion, case.process_version_id)
     return get_engine().load(definition_of(version), case.state_json)
 
 
@@ -263,5 +268,5 @@ def open_deadlines(case: Case) -> list[Timer]:
                                    .order_by(Timer.due_at)))
 
 
-__all__ = ["CaseDetail", "EngineError", "StoreResult", "case_detail", "get_case", "list_cases", "load_instance", "lock_case",
-           "open_case", "open_deadlines", "store_instance"]
+__all__ = ["CaseDetail", "EngineError", "StoreResult", "case_detail", "get_case", "list_cases", "load_instance",
+           "lock_case", "open_case", "open_deadlines", "store_instance"]

@@ -26,7 +26,8 @@ from .parser import Catalogue, HumanTaskInfo, TimerInfo
 from .runtime import Engine, HumanTask, Instance, ProcessDefinition, WaitingTimer
 
 __all__ = [
-    "Catalogue", "Clock", "Engine", "EngineError", "HumanTask", "HumanTaskInfo", "Instance", "ManualClock", "OffsetClock",
+    "Catalogue", "Clock", "Engine", "EngineError", "HumanTask", "HumanTaskInfo", "Instance", "ManualClock",
+    "OffsetClock",
     "ProcessDefinition", "ProcessDefinitionError", "ScriptError", "SystemClock", "TaskNotReadyError",
     "TimerInfo", "UnknownTaskError", "WaitingTimer", "ensure_utc", "get_clock", "get_engine", "now", "parse_duration",
     "set_clock",

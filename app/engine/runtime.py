@@ -208,7 +208,7 @@ class Instance:
         if task.state != TaskState.READY or not task.task_spec.manual:
             raise TaskNotReadyError(
                 f"task '{task.task_spec.bpmn_name or task.task_spec.name}' is "
-                f"{TaskState.get_name(task.state).lower()}, not ready")
+                f"{TaskState.get_name(task.state).lower()}, no longer ready")
         # Replace values rather than share nested objects with other tasks' data (ENGINE_NOTES).
         task.data.update(copy.deepcopy(data))
         try:

@@ -72,6 +72,12 @@ def _store(checked: _Checked, *, actor: Actor, note: str) -> Deployment:
     )
     db.session.add(version)
     db.session.flush()
+    # Recurring processes: the timer start event's cycle becomes the process's calendar-aware schedule
+    # (an unreadable cycle raises ProcessDefinitionError, before anything is committed). Imported here
+    # because app.timers imports app.cases, which imports this module.
+    from app.timers.schedules import sync_schedule
+
+    sync_schedule(version)
     return Deployment(version, created=True)
 
 

@@ -21,7 +21,7 @@ from app.timers.models import Timer
 log = logging.getLogger(__name__)
 
 PENDING_KEY = "servicecase.timers"
-FIRE_JOB = "app.timers.jobs.fire_timer_job"
+FIRE_JOB = "app.jobs.fire_timer_job"
 
 
 def job_id_for(timer_id: int) -> str:

@@ -140,7 +140,8 @@ def test_remote_needs_on_site(engine: Engine, definition: ProcessDefinition, clo
     instance = start(engine, definition, equipment=IN_WARRANTY)
     instance = walk(engine, instance, [
         ("diagnose_fault", DIAGNOSIS),
-        ("repair_remotely", {"remote_channel": "telephone", "work_performed": "Tried", "remote_result": "needs_on_site"}),
+        ("repair_remotely", {"remote_channel": "telephone", "work_performed": "Tried",
+                             "remote_result": "needs_on_site"}),
         ("repair_on_site", {"engineer_name": "Wang", "arrived_at": "2026-03-02T12:00:00+00:00",
                             "work_performed": "Fixed", "parts_used": [], "onsite_result": "repaired"}),
         ("write_processing_report", REPORT),

@@ -1,7 +1,8 @@
-"""RQ jobs: plain importable functions that take ids. They run in any RQ worker (ours or `rq worker`)."""
+"""RQ jobs: plain importable functions that take ids; they run in any RQ worker (ours or `rq worker`)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -35,9 +36,11 @@ def fire_timer_job(timer_id: int) -> str:
     from app.extensions import db
     from app.timers.service import fire_timer
 
-    with _app_context():
+    with _app_context() as app:
         try:
             outcome = fire_timer(timer_id=timer_id)
+            if app.config["TIMER_FIRE_DELAY"]:
+                time.sleep(app.config["TIMER_FIRE_DELAY"])
             db.session.commit()
         except BaseException:
             db.session.rollback()

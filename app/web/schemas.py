@@ -1,0 +1,83 @@
+"""marshmallow schemas of the pages: what a browser form or query string sends, checked and typed."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from marshmallow import EXCLUDE, Schema, fields, pre_load, validate
+
+from app.auth import ROLES
+from app.cases.models import CASE_STATUSES, CHANNELS, PRIORITIES
+
+MAX_ID = 2**31 - 1  # ids beyond any database integer are a validation error, not an overflow
+
+
+class BrowserSchema(Schema):
+    """Browser input: strings trimmed, empty fields treated as not given, other names ignored."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    @pre_load
+    def _drop_empty(self, data: Any, **kwargs: Any) -> dict[str, Any]:
+        items = data.items() if isinstance(data, Mapping) else []
+        cleaned = {key: value.strip() if isinstance(value, str) else value for key, value in items}
+        return {key: value for key, value in cleaned.items() if value != ""}
+
+
+class UTCDateTimeLocal(fields.Field):
+    """A ``datetime-local`` value, read as UTC (the page says so); an explicit offset is honoured."""
+
+    default_error_messages = {"invalid": "Enter a date and time such as 2026-03-02 08:00."}
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
+        if not isinstance(value, str):
+            raise self.make_error("invalid")
+        try:
+            moment = datetime.fromisoformat(value.replace(" ", "T", 1))
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=UTC)
+            return moment.astimezone(UTC)
+        except (ValueError, OverflowError):
+            raise self.make_error("invalid") from None
+
+
+class NewCaseSchema(BrowserSchema):
+    """The new-case form; the same rules as the API's CaseCreateSchema, in a browser's terms."""
+
+    process = fields.String(required=True, validate=validate.Length(1, 100),
+                            error_messages={"required": "Choose the process."})
+    reported_at = UTCDateTimeLocal(required=True,
+                                   error_messages={"required": "Enter when the customer gave notice."})
+    channel = fields.String(required=True, validate=validate.OneOf(CHANNELS),
+                            error_messages={"required": "Choose how the customer reported it."})
+    priority = fields.String(load_default="normal", validate=validate.OneOf(PRIORITIES))
+    equipment_id = fields.Integer(load_default=None, validate=validate.Range(min=1, max=MAX_ID),
+                                  error_messages={"invalid": "Choose equipment from the list."})
+    title = fields.String(load_default=None, validate=validate.Length(1, 200))
+    description = fields.String(required=True, validate=validate.Length(1, 5000),
+                                error_messages={"required": "Describe what the customer reported."})
+
+
+class PageArgsSchema(BrowserSchema):
+    """Pagination arguments of a list page."""
+
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100_000))
+    per_page = fields.Integer(load_default=25, validate=validate.Range(min=1, max=100))
+
+
+class WorklistQuerySchema(PageArgsSchema):
+    """Filters of the worklist."""
+
+    role = fields.String(load_default=None, validate=validate.OneOf(ROLES))
+    mine = fields.Boolean(load_default=False)
+
+
+class CaseListQuerySchema(PageArgsSchema):
+    """Filters of the case list."""
+
+    status = fields.String(load_default=None, validate=validate.OneOf(CASE_STATUSES))
+    process = fields.String(load_default=None, validate=validate.Length(1, 100))
+    text = fields.String(load_default=None, validate=validate.Length(1, 200))

@@ -1,0 +1,108 @@
+"""Task pages: a work item with its record form; claim it, complete it, or read what was recorded."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from markupsafe import Markup
+
+from app.audit.service import list_events
+from app.errors import ConflictError, InvalidDataError, ProcessFailedError
+from app.extensions import db
+from app.forms import FormDefinition, render_form_fields, render_form_readonly
+from app.tasks import service as tasks
+from app.tasks.models import WorkItem
+from app.tasks.service import forms
+from app.web.cases import summary_rows
+from app.web.common import current_actor, page_blueprint
+from app.web.schemas import MAX_ID
+
+bp = page_blueprint("tasks", __name__, url_prefix="/tasks")
+
+
+def _form(item: WorkItem) -> tuple[FormDefinition | None, bool]:
+    """The item's record form, and whether the form it names is missing from this installation."""
+    if not item.form_key:
+        return None, False
+    if item.form_key not in forms():
+        return None, True
+    return tasks.form_of(item), False
+
+
+def submitted_data(item: WorkItem) -> dict[str, Any] | None:
+    """The record submitted when the item was completed, from the case history."""
+    for event in reversed(list_events(case_id=item.case_id)):
+        payload = event.payload or {}
+        if event.type == "task_completed" and payload.get("work_item_id") == item.id:
+            data = payload.get("data")
+            return data if isinstance(data, dict) else {}
+    return None
+
+
+def _page(item: WorkItem, *, values: dict[str, Any] | None = None, errors: dict[str, Any] | None = None,
+          status: int = 200) -> ResponseReturnValue:
+    """The task page: the form while the item is ready, the submitted record once it is done."""
+    form, form_missing = _form(item)
+    fields: Markup | None = None
+    record: Markup | None = None
+    if item.state == "ready" and form is not None:
+        fields = render_form_fields(form, values, errors)
+    elif item.state == "completed" and form is not None:
+        data = submitted_data(item)
+        record = render_form_readonly(form, data) if data is not None else None
+    return render_template("tasks/detail.html", item=item, case=item.case, form=form, fields=fields,
+                           record=record, form_missing=form_missing, errors=errors or {},
+                           summary=summary_rows(item.case.summary)), status
+
+
+def _conflict(item: WorkItem, message: str) -> ResponseReturnValue:
+    """The 409 page: the task moved on; explain and point to the case."""
+    db.session.rollback()
+    return render_template("tasks/conflict.html", item=item, case=item.case, message=message), 409
+
+
+@bp.get(f"/<int(max={MAX_ID}):task_id>")
+def detail(task_id: int) -> ResponseReturnValue:
+    """A task with its record form (or, once done, what was recorded)."""
+    return _page(tasks.get_work_item(task_id))
+
+
+@bp.post(f"/<int(max={MAX_ID}):task_id>")
+def complete(task_id: int) -> ResponseReturnValue:
+    """Submit the record form; the process runs on and the case page shows where it went."""
+    item = tasks.get_work_item(task_id)
+    if item.state != "ready":
+        return _conflict(item, f"This task was {item.state} already.")
+    form, form_missing = _form(item)
+    if form_missing:
+        return _conflict(item, f"The record form '{item.form_key}' is not installed, so this task cannot be "
+                               "completed here.")
+    data = form.from_html(request.form) if form is not None else {}
+    name, case_id = item.name, item.case_id
+    try:
+        tasks.complete_work_item(work_item_id=item.id, actor=current_actor(), data=data)
+    except (InvalidDataError, ProcessFailedError) as exc:
+        # Entered values are kept: a form error is fixed at its field, a process failure can be retried.
+        db.session.rollback()
+        errors = exc.errors or {"_schema": [exc.message]}
+        return _page(tasks.get_work_item(task_id), values=data, errors=errors, status=422)
+    except ConflictError as exc:
+        return _conflict(tasks.get_work_item(task_id), exc.message)
+    db.session.commit()
+    flash(f"“{name}” completed.", "success")
+    return redirect(url_for("cases.detail", case_id=case_id))
+
+
+@bp.post(f"/<int(max={MAX_ID}):task_id>/claim")
+def claim(task_id: int) -> ResponseReturnValue:
+    """Take the task: it is assigned to the acting user."""
+    item = tasks.get_work_item(task_id)
+    try:
+        tasks.claim_work_item(work_item_id=item.id, actor=current_actor())
+    except ConflictError as exc:
+        return _conflict(tasks.get_work_item(task_id), exc.message)
+    db.session.commit()
+    flash(f"You claimed “{item.name}”.", "success")
+    return redirect(url_for("tasks.detail", task_id=task_id))
