@@ -54,7 +54,8 @@ class UTCDateTime(TypeDecorator[datetime]):
 # JSON everywhere, JSONB where PostgreSQL can index it.
 JSONData = JSON().with_variant(JSONB(), "postgresql")
 
-db = SQLAlchemy(model_class=Base)
+# Objects stay readable after commit: a request builds its response from what it just stored.
+db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 migrate = Migrate()
 
 

@@ -20,7 +20,7 @@ from sqlalchemy import create_engine, text
 
 from app import create_app
 from app.auth import SYSTEM, Actor, demo_actor
-from app.engine import ManualClock, OffsetClock, get_clock, set_clock
+from app.engine import ManualClock, OffsetClock, get_clock, get_engine, set_clock
 from app.extensions import db, redis_connection
 from app.processes.service import deploy_path
 
@@ -78,6 +78,7 @@ def _clean_database(request: pytest.FixtureRequest) -> Iterator[None]:
         db.session.commit()
         db.session.remove()
         redis_connection(application).flushdb()
+        get_engine().clear_cache()  # emptied tables hand out version ids again
         clock = get_clock()
         if isinstance(clock, OffsetClock):  # a moved simulated clock must not leak into the next test
             clock.offset(fresh=True)

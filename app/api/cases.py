@@ -41,7 +41,7 @@ class Cases(MethodView):
                                priority=args["priority"], customer_id=args.get("customer_id"),
                                equipment_id=args.get("equipment_id"))
         db.session.commit()
-        return cases.case_detail(case)
+        return case
 
 
 @blp.route("/<int:case_id>")

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, or_, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import selectinload, undefer
 
 from app.audit.service import record_event
 from app.auth import Actor
@@ -22,8 +22,7 @@ from app.engine import (
 )
 from app.errors import InvalidDataError, NotFoundError, PermissionDeniedError, ProcessFailedError
 from app.extensions import db
-from app.processes.models import ProcessVersion
-from app.processes.service import case_prefix, definition_of, latest_version
+from app.processes.service import case_prefix, definition_for, definition_of, latest_version
 from app.registry.models import Customer, Equipment
 from app.tasks.models import WorkItem
 from app.timers.models import Timer
@@ -36,9 +35,11 @@ SUMMARY_KEYS = ("outcome", "fault_class", "cause", "support_mode", "under_warran
 class StoreResult:
     """What one store changed: new work items and timers, the ones that ended."""
 
-    ready: list[WorkItem] = field(default_factory=list)
-    new_timers: list[Timer] = field(default_factory=list)
-    ended_timers: list[Timer] = field(default_factory=list)
+    ready: list[WorkItem] = field(default_factory=list)  # work items that became ready
+    new_timers: list[Timer] = field(default_factory=list)  # timers that started waiting
+    ended_timers: list[Timer] = field(default_factory=list)  # timers that fired or were cancelled
+    open_items: list[WorkItem] = field(default_factory=list)  # every ready work item afterwards
+    waiting_timers: list[Timer] = field(default_factory=list)  # every waiting timer afterwards
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -47,7 +48,7 @@ def _iso(moment: datetime | None) -> str | None:
 
 def open_case(*, actor: Actor, process_id: str, reported_at: datetime, channel: str, description: str,
               title: str | None = None, priority: str = "normal", customer_id: int | None = None,
-              equipment_id: int | None = None, data: dict[str, Any] | None = None) -> Case:
+              equipment_id: int | None = None, data: dict[str, Any] | None = None) -> CaseDetail:
     """Open a case on the latest version of a process and run it to its first wait."""
     if not actor.can_open_cases and not actor.has_role("system"):
         raise PermissionDeniedError("you may not open cases")
@@ -90,18 +91,18 @@ def open_case(*, actor: Actor, process_id: str, reported_at: datetime, channel: 
         state_json="", summary={}, event_count=0,
     )
     db.session.add(case)
-    db.session.flush()
-    case.number = f"{case_prefix(process_id)}-{current.year}-{case.id:06d}"
+    db.session.flush()  # the id makes the number; the row is not touched again until the commit
+    number = f"{case_prefix(process_id)}-{current.year}-{case.id:06d}"
     start_data = {
         **(data or {}),
-        "case_number": case.number, "reported_at": reported_at.isoformat(), "channel": channel,
+        "case_number": number, "reported_at": reported_at.isoformat(), "channel": channel,
         "priority": priority, "description": description,
         "customer": {"id": customer.id, "name": customer.name, "region": customer.region,
                      "phone": customer.phone, "email": customer.email} if customer else None,
         "equipment": equipment.snapshot() if equipment else None,
     }
-    record_event(case=case, type="case_opened", actor=actor.username, payload={
-        "number": case.number, "process_id": process_id, "process_version": version.version,
+    opened = ("case_opened", {
+        "number": number, "process_id": process_id, "process_version": version.version,
         "process_version_id": version.id, "process_sha256": version.sha256,
         "reported_at": reported_at.isoformat(), "channel": channel, "priority": priority,
         "customer_id": case.customer_id, "equipment_id": case.equipment_id, "start_data": start_data,
@@ -111,8 +112,9 @@ def open_case(*, actor: Actor, process_id: str, reported_at: datetime, channel: 
         instance = get_engine().start(definition, start_data)
     except ScriptError as exc:
         raise ProcessFailedError(f"the process could not start: {exc}") from exc
-    store_instance(case, instance, actor=actor)
-    return case
+    stored = store_instance(case, instance, actor=actor, leading_events=[opened])
+    case.number = number
+    return case_detail(case, stored)
 
 
 def get_case(case_id: int) -> Case:
@@ -124,17 +126,34 @@ def get_case(case_id: int) -> Case:
 
 
 def lock_case(case_id: int) -> Case:
-    """Load a case for writing: row-locked on PostgreSQL, version-checked everywhere."""
-    case = db.session.scalar(select(Case).where(Case.id == case_id).with_for_update()
-                             .execution_options(populate_existing=True))
+    """Load a case for writing, with its engine state: row-locked on PostgreSQL, version-checked everywhere."""
+    case = db.session.scalar(select(Case).where(Case.id == case_id).options(undefer(Case.state_json))
+                             .with_for_update().execution_options(populate_existing=True))
     if case is None:
         raise NotFoundError(f"case {case_id} does not exist")
+    _take_write_lock(case)
+    return case
+
+
+def lock_case_for_work_item(work_item_id: int) -> tuple[Case, WorkItem]:
+    """Lock the case of a work item and read both fresh, in one statement."""
+    row = db.session.execute(
+        select(Case, WorkItem).join(WorkItem, WorkItem.case_id == Case.id).where(WorkItem.id == work_item_id)
+        .options(undefer(Case.state_json)).with_for_update(of=Case)
+        .execution_options(populate_existing=True)).first()
+    if row is None:
+        raise NotFoundError(f"task {work_item_id} does not exist")
+    case, item = row
+    _take_write_lock(case)
+    return case, item
+
+
+def _take_write_lock(case: Case) -> None:
     if db.session.get_bind().dialect.name == "sqlite":
         # SQLite has no row locks: take the database write lock now with a version-checked UPDATE,
         # so a concurrent writer fails fast with StaleDataError (409) before it does any work.
         case.updated_at = now()
         db.session.flush()
-    return case
 
 
 def list_cases(*, status: str | None = None, process_id: str | None = None, text: str | None = None,
@@ -163,84 +182,84 @@ def list_cases(*, status: str | None = None, process_id: str | None = None, text
 
 def load_instance(case: Case) -> Instance:
     """Restore the engine instance of a case (the caller holds the case's lock)."""
-    version = db.session.get_one(ProcessVersion, case.process_version_id)
-    return get_engine().load(definition_of(version), case.state_json)
+    return get_engine().load(definition_for(case.process_version_id), case.state_json)
 
 
-def store_instance(case: Case, instance: Instance, *, actor: Actor,
-                   completed: WorkItem | None = None) -> StoreResult:
-    """Store the instance and bring work items, timers, status and history in line with it."""
+def store_instance(case: Case, instance: Instance, *, actor: Actor, completed: WorkItem | None = None,
+                   leading_events: list[tuple[str, dict[str, Any]]] | None = None) -> StoreResult:
+    """Store the instance and bring work items, timers, status and history in line with it.
+
+    Reads first, then one flush for new work items and timers (their ids go into the events), then the
+    case row and the events are left for the commit: two round trips of writes, the case updated once.
+    ``leading_events`` (type, payload) are appended first, e.g. the task completion that caused this.
+    """
     current = now()
     result = StoreResult()
-    case.state_json = instance.dump()
-    case.updated_at = current
-    ready = {t.id: t for t in instance.ready_human_tasks()}
-    items = {w.task_id: w for w in db.session.scalars(
-        select(WorkItem).where(WorkItem.case_id == case.id, WorkItem.state == "ready"))}
+    timers = instance.waiting_timers()
+    ready = {t.id: t for t in instance.ready_human_tasks(timers)}
+    waiting = {t.task_id: t for t in timers}
+    with db.session.no_autoflush:
+        items = {w.task_id: w for w in db.session.scalars(
+            select(WorkItem).where(WorkItem.case_id == case.id, WorkItem.state == "ready"))}
+        rows = {t.task_id: t for t in db.session.scalars(
+            select(Timer).where(Timer.case_id == case.id, Timer.state == "waiting"))}
+    events: list[tuple[str, dict[str, Any]]] = list(leading_events or [])
     for task_id, item in items.items():
         if task_id in ready:
             item.due_at = ready[task_id].due_at
-            continue
-        if completed is not None and item.id == completed.id:
-            continue
-        item.state, item.completed_at = "cancelled", current
-        record_event(case=case, type="task_cancelled", actor=actor.username, payload={
-            "work_item_id": item.id, "task_id": task_id, "task_spec": item.task_spec, "name": item.name})
-    for task_id, task in ready.items():
-        if task_id in items:
-            continue
-        item = WorkItem(case_id=case.id, task_id=task_id, task_spec=task.spec_id, name=task.name,
-                        role=task.role, form_key=task.form_key, state="ready", due_at=task.due_at,
-                        created_at=current)
-        db.session.add(item)
-        db.session.flush()
-        result.ready.append(item)
-        record_event(case=case, type="task_ready", actor=actor.username, payload={
-            "work_item_id": item.id, "task_id": task_id, "task_spec": task.spec_id, "name": task.name,
-            "role": task.role, "form_key": task.form_key, "due_at": _iso(task.due_at)})
-    _store_timers(case, instance, actor=actor, current=current, result=result)
-    data = instance.data
-    case.summary = {
-        **{k: data[k] for k in SUMMARY_KEYS if k in data},
-        "open_tasks": sorted(t.name for t in ready.values()),
-    }
-    note_timer_changes(new=result.new_timers, ended=result.ended_timers)
-    if instance.is_completed and case.status == "open":
-        case.status, case.closed_at = "closed", current
-        record_event(case=case, type="case_closed", actor=actor.username,
-                     payload={"outcome": data.get("outcome")})
-    db.session.flush()
-    return result
-
-
-def _store_timers(case: Case, instance: Instance, *, actor: Actor, current: datetime,
-                  result: StoreResult) -> None:
-    waiting = {t.task_id: t for t in instance.waiting_timers()}
-    rows = {t.task_id: t for t in db.session.scalars(
-        select(Timer).where(Timer.case_id == case.id, Timer.state == "waiting"))}
+            result.open_items.append(item)
+        elif completed is None or item.id != completed.id:
+            item.state, item.completed_at = "cancelled", current
+            events.append(("task_cancelled", {"work_item_id": item.id, "task_id": task_id,
+                                              "task_spec": item.task_spec, "name": item.name}))
     for task_id, row in rows.items():
         if task_id in waiting:
+            result.waiting_timers.append(row)
             continue
         fired = instance.task_state(task_id) == "COMPLETED"
         row.state, row.ended_at = ("fired" if fired else "cancelled"), current
         if fired:
             row.fired_late_by_ms = int((current - row.due_at).total_seconds() * 1000)
         result.ended_timers.append(row)
-        record_event(case=case, type="timer_fired" if fired else "timer_cancelled", actor=actor.username,
-                     payload={"timer_id": row.id, "task_id": task_id, "task_spec": row.task_spec,
-                              "name": row.name, "due_at": _iso(row.due_at)})
+        events.append(("timer_fired" if fired else "timer_cancelled", {
+            "timer_id": row.id, "task_id": task_id, "task_spec": row.task_spec, "name": row.name,
+            "due_at": _iso(row.due_at)}))
+    for task_id, task in ready.items():
+        if task_id not in items:
+            result.ready.append(WorkItem(
+                case_id=case.id, task_id=task_id, task_spec=task.spec_id, name=task.name, role=task.role,
+                form_key=task.form_key, state="ready", due_at=task.due_at, created_at=current))
     for task_id, timer in waiting.items():
-        if task_id in rows:
-            continue
-        row = Timer(case_id=case.id, task_id=task_id, task_spec=timer.spec_id, name=timer.name,
-                    kind=timer.kind, interrupting=timer.interrupting, attached_task_id=timer.attached_task_id,
-                    due_at=timer.due_at, state="waiting", created_at=current)
-        db.session.add(row)
-        db.session.flush()
-        result.new_timers.append(row)
-        record_event(case=case, type="timer_scheduled", actor=actor.username, payload={
-            "timer_id": row.id, "task_id": task_id, "task_spec": timer.spec_id, "name": timer.name,
-            "due_at": _iso(timer.due_at), "interrupting": timer.interrupting})
+        if task_id not in rows:
+            result.new_timers.append(Timer(
+                case_id=case.id, task_id=task_id, task_spec=timer.spec_id, name=timer.name, kind=timer.kind,
+                interrupting=timer.interrupting, attached_task_id=timer.attached_task_id, due_at=timer.due_at,
+                state="waiting", created_at=current))
+    if result.ready or result.new_timers:
+        db.session.add_all([*result.ready, *result.new_timers])
+        db.session.flush()  # ids for the events; the case row is untouched so far
+    for item in result.ready:
+        events.append(("task_ready", {"work_item_id": item.id, "task_id": item.task_id,
+                                      "task_spec": item.task_spec, "name": item.name, "role": item.role,
+                                      "form_key": item.form_key, "due_at": _iso(item.due_at)}))
+    for row in result.new_timers:
+        events.append(("timer_scheduled", {"timer_id": row.id, "task_id": row.task_id,
+                                           "task_spec": row.task_spec, "name": row.name,
+                                           "due_at": _iso(row.due_at), "interrupting": row.interrupting}))
+    result.open_items.extend(result.ready)
+    result.waiting_timers.extend(result.new_timers)
+    data = instance.data
+    if instance.is_completed and case.status == "open":
+        case.status, case.closed_at = "closed", current
+        events.append(("case_closed", {"outcome": data.get("outcome")}))
+    for type_, payload in events:
+        record_event(case=case, type=type_, actor=actor.username, payload=payload)
+    case.state_json = instance.dump()
+    case.updated_at = current
+    case.summary = {**{k: data[k] for k in SUMMARY_KEYS if k in data},
+                    "open_tasks": sorted(t.name for t in ready.values())}
+    note_timer_changes(new=result.new_timers, ended=result.ended_timers)
+    return result
 
 
 class CaseDetail:
@@ -255,8 +274,16 @@ class CaseDetail:
         return getattr(self.case, name)
 
 
-def case_detail(case: Case) -> CaseDetail:
-    """The case with its ready work items (most urgent first) and waiting deadlines."""
+def _urgency(item: WorkItem) -> tuple[bool, Any, int]:
+    return (item.due_at is None, item.due_at or now(), item.id or 0)
+
+
+def case_detail(case: Case, stored: StoreResult | None = None) -> CaseDetail:
+    """The case with its ready work items (most urgent first) and waiting deadlines; after a store,
+    straight from what the store already holds."""
+    if stored is not None:
+        return CaseDetail(case, sorted(stored.open_items, key=_urgency),
+                          sorted(stored.waiting_timers, key=lambda t: t.due_at))
     items = list(db.session.scalars(select(WorkItem).where(WorkItem.case_id == case.id, WorkItem.state == "ready")
                                     .order_by(WorkItem.due_at.is_(None), WorkItem.due_at, WorkItem.id)))
     return CaseDetail(case, items, open_deadlines(case))
@@ -269,4 +296,4 @@ def open_deadlines(case: Case) -> list[Timer]:
 
 
 __all__ = ["CaseDetail", "EngineError", "StoreResult", "case_detail", "get_case", "list_cases", "load_instance",
-           "lock_case", "open_case", "open_deadlines", "store_instance"]
+           "lock_case", "lock_case_for_work_item", "open_case", "open_deadlines", "store_instance"]

@@ -145,9 +145,10 @@ class Instance:
                          form_key=info.form_key, lane=info.lane, data=copy.deepcopy(task.data),
                          due_at=min(dues) if dues else None)
 
-    def ready_human_tasks(self) -> list[HumanTask]:
-        """Every human task that can be worked on now, with the earliest deadline that guards it."""
-        timers = self.waiting_timers()
+    def ready_human_tasks(self, timers: list[WaitingTimer] | None = None) -> list[HumanTask]:
+        """Every human task that can be worked on now, with the earliest deadline that guards it
+        (pass ``timers`` from ``waiting_timers()`` when you have them already)."""
+        timers = self.waiting_timers() if timers is None else timers
         return [self._human(t, timers) for t in self.workflow.get_tasks(state=TaskState.READY, manual=True)]
 
     def waiting_timers(self) -> list[WaitingTimer]:
@@ -279,6 +280,11 @@ class Engine:
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
         return definition
+
+    def clear_cache(self) -> None:
+        """Forget every cached definition (tests that empty the database reuse version ids)."""
+        with self._cache_lock:
+            self._cache.clear()
 
     # -- instances -------------------------------------------------------------------------
     def start(self, definition: ProcessDefinition, data: dict[str, Any]) -> Instance:

@@ -139,6 +139,16 @@ def list_versions(process_id: str) -> list[ProcessVersion]:
 
 def definition_of(version: ProcessVersion) -> ProcessDefinition:
     """The engine definition of a version, restored once per process and cached."""
-    engine = get_engine()
-    key = (version.id, version.sha256)
-    return engine.load_definition(key, lambda: version.spec_json)
+    return definition_for(version.id)
+
+
+def definition_for(version_id: int) -> ProcessDefinition:
+    """The engine definition of a version by id. Versions are immutable and never deleted, so the id
+    alone is a safe cache key and a cache hit reads nothing from the database."""
+    def stored() -> str:
+        spec = db.session.scalar(select(ProcessVersion.spec_json).where(ProcessVersion.id == version_id))
+        if spec is None:
+            raise NotFoundError(f"process version {version_id} does not exist")
+        return spec
+
+    return get_engine().load_definition(version_id, stored)

@@ -10,8 +10,13 @@ from sqlalchemy.orm import selectinload
 
 from app.audit.service import record_event
 from app.auth import Actor
-from app.cases.models import Case
-from app.cases.service import load_instance, lock_case, store_instance
+from app.cases.service import (
+    CaseDetail,
+    case_detail,
+    load_instance,
+    lock_case_for_work_item,
+    store_instance,
+)
 from app.engine import ScriptError, TaskNotReadyError, UnknownTaskError, now
 from app.errors import (
     ConflictError,
@@ -92,9 +97,7 @@ def _check_ready(item: WorkItem) -> None:
 
 def claim_work_item(*, work_item_id: int, actor: Actor) -> WorkItem:
     """Assign a ready task to the actor (claiming your own claimed task again is harmless)."""
-    item = get_work_item(work_item_id)
-    case = lock_case(item.case_id)
-    db.session.refresh(item)
+    case, item = lock_case_for_work_item(work_item_id)
     _check_ready(item)
     if not actor.can_work_on(item.role):
         raise PermissionDeniedError(f"task {item.id} is for role '{item.role}'")
@@ -125,18 +128,15 @@ def validate_task_data(item: WorkItem, data: Any) -> dict[str, Any]:
         raise InvalidDataError("the record form has errors", errors=exc.errors) from None
 
 
-def complete_work_item(*, work_item_id: int, actor: Actor, data: Any) -> Case:
-    """Validate the form, then load → complete → store the case under its lock."""
-    item = get_work_item(work_item_id)
-    _check_ready(item)  # a finished task answers 409 whatever the data; checked again under the lock
-    cleaned = validate_task_data(item, data)
-    case = lock_case(item.case_id)
-    db.session.refresh(item)
-    _check_ready(item)
+def complete_work_item(*, work_item_id: int, actor: Actor, data: Any) -> CaseDetail:
+    """Lock the case, check the task, validate the form, then complete → run → store."""
+    case, item = lock_case_for_work_item(work_item_id)
+    _check_ready(item)  # a finished task answers 409 whatever the data
     if not actor.can_work_on(item.role):
         raise PermissionDeniedError(f"task {item.id} is for role '{item.role}'")
     if item.assignee and item.assignee != actor.username and not actor.has_role("supervisor"):
         raise ConflictError(f"task {item.id} is claimed by {item.assignee}")
+    cleaned = validate_task_data(item, data)
     instance = load_instance(case)
     try:
         instance.complete(item.task_id, cleaned)
@@ -144,11 +144,9 @@ def complete_work_item(*, work_item_id: int, actor: Actor, data: Any) -> Case:
         raise ConflictError(str(exc)) from None
     except ScriptError as exc:
         raise ProcessFailedError(f"the process could not continue: {exc}") from exc
-    current = now()
-    item.state, item.completed_at, item.completed_by = "completed", current, actor.username
+    item.state, item.completed_at, item.completed_by = "completed", now(), actor.username
     item.assignee = item.assignee or actor.username
-    record_event(case=case, type="task_completed", actor=actor.username, payload={
-        "work_item_id": item.id, "task_id": item.task_id, "task_spec": item.task_spec, "name": item.name,
-        "form_key": item.form_key, "data": cleaned})
-    store_instance(case, instance, actor=actor, completed=item)
-    return case
+    completion = ("task_completed", {"work_item_id": item.id, "task_id": item.task_id, "task_spec": item.task_spec,
+                                     "name": item.name, "form_key": item.form_key, "data": cleaned})
+    stored = store_instance(case, instance, actor=actor, completed=item, leading_events=[completion])
+    return case_detail(case, stored)

@@ -20,8 +20,9 @@ The parser therefore turns that start event into a plain one and this module own
   holds when a schedule that a cycle-less version had deactivated becomes active again.
 - **A new version of a scheduled process keeps its place.** Started occurrences are kept; the next one
   is the first occurrence of the (possibly changed) cycle that is strictly after the last started one
-  and not before the old schedule's position (its ``next_due_at``, or now if that is later), so an
-  unchanged cycle carries on exactly and a changed one does not invent owed work for the past.
+  and not before the old schedule's position (its ``next_due_at`` if that is already due, else now), so
+  an unchanged cycle carries on exactly, owed occurrences stay owed, and a changed cycle does not invent
+  owed work for the past.
 
 **The downtime rule.** Every occurrence that fell due while the schedule was active is started exactly
 once, late if need be: a monthly inspection or a quarter's return visits that was missed is still owed
@@ -31,8 +32,13 @@ occurrence time (its deadlines therefore count from when it was due). Each call 
 long outage cannot flood the worklist in one go; the rest follow on the next sweeps. "Exactly once" is
 the database's promise, not the scheduler's: a ``ScheduleOccurrence`` row with a unique
 ``(schedule_id, occurrence_at)`` is inserted in a savepoint before the case is opened, and a worker that
-loses that race skips the occurrence. The schedule row is also locked (``FOR UPDATE SKIP LOCKED`` on
-PostgreSQL; SQLite's single writer lock) so concurrent sweeps take turns rather than collide.
+loses that race skips the occurrence. The schedule row is also locked (``FOR NO KEY UPDATE SKIP LOCKED``
+on PostgreSQL; SQLite's single writer lock) so concurrent sweeps take turns rather than collide. An
+occurrence whose case cannot be opened (its process fails to start) gives its claim back and is retried
+on the next sweep without holding up the other schedules.
+
+``arm_schedules`` puts a sweep job into RQ at every schedule's next occurrence so that it starts on time;
+Redis only says when to look, the sweep decides what to start.
 """
 
 from __future__ import annotations
@@ -208,13 +214,12 @@ def read_cycle(expression: str, *, filename: str, element_id: str) -> Cycle:
         raise refuse(f"cannot be evaluated: {exc}") from None
     if not isinstance(value, str):
         raise refuse(f"gives {type(value).__name__}, not text such as \"{_EXAMPLE}\"")
+    if len(value.strip()) > 200:
+        raise refuse("gives a cycle longer than 200 characters")
     try:
-        cycle = parse_cycle(value)
+        return parse_cycle(value)
     except ValueError as exc:
         raise refuse(f"is not a usable cycle: {exc}") from None
-    if len(cycle.text) > 200:
-        raise refuse("is longer than 200 characters")
-    return cycle
 
 
 def sync_schedule(version: ProcessVersion) -> Schedule | None:

@@ -224,7 +224,7 @@ def definition_error(tmp_path: Path, components: list[Any], name: str = "x") -> 
 
 
 def test_every_form_in_the_forms_directory_loads(registry: FormRegistry) -> None:
-    assert set(registry.keys()) == set(EXPECTED_FIELDS)
+    assert set(EXPECTED_FIELDS) <= set(registry.keys())  # the fault-handling forms; others pin their own
     for key, (title, names) in EXPECTED_FIELDS.items():
         form = registry.get(key)
         assert form.title == title
@@ -671,7 +671,7 @@ def test_from_html_dynamic_list_rows() -> None:
 def test_registry_lookup(registry: FormRegistry) -> None:
     assert "fault_diagnosis" in registry
     assert "nope" not in registry
-    assert len(registry) == len(EXPECTED_FIELDS)
+    assert len(registry) == len(list(FORMS_DIR.glob("*.form.json")))
     with pytest.raises(UnknownFormError) as caught:
         registry.get("nope")
     assert isinstance(caught.value, KeyError)
