@@ -130,7 +130,7 @@ class CaseBriefSchema(Schema):
     number = fields.String()
     status = fields.String()
     process = fields.String(attribute="process_id")
-    process_version = fields.Function(lambda case: case.process_version.version)
+    process_version = fields.Integer(attribute="process_version_number")
     process_version_id = fields.Integer()
     title = fields.String()
     channel = fields.String()

@@ -31,6 +31,7 @@ class Case(db.Model):  # type: ignore[name-defined,misc]
     number: Mapped[str | None] = mapped_column(String(40), unique=True)  # human number, FH-2026-000123
     process_id: Mapped[str] = mapped_column(String(100))  # BPMN process id, denormalised for filters
     process_version_id: Mapped[int] = mapped_column(ForeignKey("process_versions.id"), index=True)  # pinned
+    process_version_number: Mapped[int] = mapped_column()  # that version's number, for display without a join
     status: Mapped[str] = mapped_column(String(20), default="open")  # open | closed | cancelled
     title: Mapped[str] = mapped_column(String(200))  # one-line summary for lists
     description: Mapped[str] = mapped_column(Text, default="")  # what the customer reported

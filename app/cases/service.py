@@ -83,10 +83,10 @@ def open_case(*, actor: Actor, process_id: str, reported_at: datetime, channel: 
         customer = equipment.customer
 
     case = Case(
-        process_id=process_id, process_version_id=version.id, status="open",
+        process_id=process_id, process_version=version, process_version_number=version.version, status="open",
         title=(title or next(iter(description.strip().splitlines()), "") or process_id)[:200],
         description=description, channel=channel, priority=priority,
-        customer_id=customer.id if customer else None, equipment_id=equipment.id if equipment else None,
+        customer=customer, equipment=equipment,
         reported_at=reported_at, opened_at=current, opened_by=actor.username, updated_at=current,
         state_json="", summary={}, event_count=0,
     )
@@ -112,7 +112,7 @@ def open_case(*, actor: Actor, process_id: str, reported_at: datetime, channel: 
         instance = get_engine().start(definition, start_data)
     except ScriptError as exc:
         raise ProcessFailedError(f"the process could not start: {exc}") from exc
-    stored = store_instance(case, instance, actor=actor, leading_events=[opened])
+    stored = store_instance(case, instance, actor=actor, leading_events=[opened], new=True)
     case.number = number
     return case_detail(case, stored)
 
@@ -186,23 +186,27 @@ def load_instance(case: Case) -> Instance:
 
 
 def store_instance(case: Case, instance: Instance, *, actor: Actor, completed: WorkItem | None = None,
-                   leading_events: list[tuple[str, dict[str, Any]]] | None = None) -> StoreResult:
+                   leading_events: list[tuple[str, dict[str, Any]]] | None = None, new: bool = False) -> StoreResult:
     """Store the instance and bring work items, timers, status and history in line with it.
 
     Reads first, then one flush for new work items and timers (their ids go into the events), then the
     case row and the events are left for the commit: two round trips of writes, the case updated once.
     ``leading_events`` (type, payload) are appended first, e.g. the task completion that caused this.
+    ``new`` says the case was just created, so it has no rows to read yet.
     """
     current = now()
     result = StoreResult()
     timers = instance.waiting_timers()
     ready = {t.id: t for t in instance.ready_human_tasks(timers)}
     waiting = {t.task_id: t for t in timers}
-    with db.session.no_autoflush:
-        items = {w.task_id: w for w in db.session.scalars(
-            select(WorkItem).where(WorkItem.case_id == case.id, WorkItem.state == "ready"))}
-        rows = {t.task_id: t for t in db.session.scalars(
-            select(Timer).where(Timer.case_id == case.id, Timer.state == "waiting"))}
+    items: dict[str, WorkItem] = {}
+    rows: dict[str, Timer] = {}
+    if not new:
+        with db.session.no_autoflush:
+            items = {w.task_id: w for w in db.session.scalars(
+                select(WorkItem).where(WorkItem.case_id == case.id, WorkItem.state == "ready"))}
+            rows = {t.task_id: t for t in db.session.scalars(
+                select(Timer).where(Timer.case_id == case.id, Timer.state == "waiting"))}
     events: list[tuple[str, dict[str, Any]]] = list(leading_events or [])
     for task_id, item in items.items():
         if task_id in ready:

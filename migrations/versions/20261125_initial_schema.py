@@ -2,7 +2,7 @@
 
 Revision ID: initial_schema
 Revises: 
-Created: 2026-11-25 12:45:36.171753
+Created: 2026-11-25 13:13:03.263049
 """
 
 from alembic import op
@@ -96,6 +96,7 @@ def upgrade() -> None:
     sa.Column('number', sa.String(length=40), nullable=True),
     sa.Column('process_id', sa.String(length=100), nullable=False),
     sa.Column('process_version_id', sa.Integer(), nullable=False),
+    sa.Column('process_version_number', sa.Integer(), nullable=False),
     sa.Column('status', sa.String(length=20), nullable=False),
     sa.Column('title', sa.String(length=200), nullable=False),
     sa.Column('description', sa.Text(), nullable=False),
