@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import UTCDateTime, db
+
+if TYPE_CHECKING:
+    from app.cases.models import Case
 
 TIMER_STATES = ("waiting", "fired", "cancelled")
 
@@ -37,6 +41,8 @@ class Timer(db.Model):  # type: ignore[name-defined,misc]
     fired_late_by_ms: Mapped[int | None] = mapped_column()  # fire time minus due time, for the SLA record
     attempts: Mapped[int] = mapped_column(default=0)  # firing attempts that failed
     last_error: Mapped[str | None] = mapped_column(Text)  # why the last attempt failed
+
+    case: Mapped[Case] = relationship("Case", viewonly=True)
 
 
 class Schedule(db.Model):  # type: ignore[name-defined,misc]

@@ -15,6 +15,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from app.audit.service import record_event
 from app.auth import TIMER, Actor
@@ -182,4 +183,4 @@ def queue_status(*, failed_limit: int = 50) -> QueueStatus:
 def pending_timers(*, limit: int = 200) -> list[Timer]:
     """Waiting and failed timers, soonest first."""
     return list(db.session.scalars(select(Timer).where(Timer.state.in_(("waiting", "failed")))
-                                   .order_by(Timer.due_at).limit(limit)))
+                                   .options(selectinload(Timer.case)).order_by(Timer.due_at).limit(limit)))
