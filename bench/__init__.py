@@ -1,0 +1,1 @@
+"""Benchmarks: the SpiffWorkflow floor, the system through HTTP, and where a request's time goes."""
