@@ -6,6 +6,7 @@ from typing import Any
 
 from flask.views import MethodView
 from flask_smorest import Blueprint
+from marshmallow import RAISE
 
 from app.api.common import current_actor
 from app.api.schemas import CaseCreateSchema, CaseListSchema, CaseQuerySchema, CaseSchema, EventListSchema
@@ -20,7 +21,7 @@ blp = Blueprint("api_cases", __name__, url_prefix="/api/cases", description="Cas
 class Cases(MethodView):
     """The case collection."""
 
-    @blp.arguments(CaseQuerySchema, location="query")
+    @blp.arguments(CaseQuerySchema, location="query", unknown=RAISE)
     @blp.response(200, CaseListSchema)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """List cases (filters: status, process, text; paginated)."""

@@ -26,8 +26,8 @@ class CaseCreateSchema(StrictSchema):
     description = fields.String(required=True, validate=validate.Length(1, 5000))
     title = fields.String(validate=validate.Length(1, 200))
     priority = fields.String(load_default="normal", validate=validate.OneOf(PRIORITIES))
-    customer_id = fields.Integer(allow_none=True, validate=validate.Range(min=1))
-    equipment_id = fields.Integer(allow_none=True, validate=validate.Range(min=1))
+    customer_id = fields.Integer(allow_none=True, strict=True, validate=validate.Range(min=1))
+    equipment_id = fields.Integer(allow_none=True, strict=True, validate=validate.Range(min=1))
 
 
 class PageArgsSchema(StrictSchema):

@@ -6,6 +6,7 @@ from typing import Any
 
 from flask.views import MethodView
 from flask_smorest import Blueprint
+from marshmallow import RAISE
 
 from app.api.common import current_actor
 from app.api.schemas import CaseSchema, TaskCompleteSchema, TaskDetailSchema, TaskListSchema, TaskQuerySchema
@@ -19,7 +20,7 @@ blp = Blueprint("api_tasks", __name__, url_prefix="/api/tasks", description="Tas
 class Tasks(MethodView):
     """The task collection."""
 
-    @blp.arguments(TaskQuerySchema, location="query")
+    @blp.arguments(TaskQuerySchema, location="query", unknown=RAISE)
     @blp.response(200, TaskListSchema)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """List tasks (filters: role, assignee, case_id, state; paginated; most urgent first)."""

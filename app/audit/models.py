@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ForeignKey, String, UniqueConstraint, event
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import JSONData, UTCDateTime, db
+
+if TYPE_CHECKING:
+    from app.cases.models import Case
 
 
 class CaseEvent(db.Model):  # type: ignore[name-defined,misc]
@@ -24,6 +27,9 @@ class CaseEvent(db.Model):  # type: ignore[name-defined,misc]
     actor: Mapped[str] = mapped_column(String(100))  # user name, or "system" / "timer"
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)  # system clock time of the change
     payload: Mapped[dict[str, Any]] = mapped_column(JSONData, default=dict)  # what changed, with its data
+
+    # Lets the unit of work write the (version-checked) case row before its events.
+    case: Mapped[Case] = relationship("Case")
 
 
 class ImmutableEventError(RuntimeError):

@@ -14,7 +14,7 @@ from app.extensions import db
 def record_event(*, case: Any, type: str, actor: str, payload: dict[str, Any] | None = None) -> CaseEvent:
     """Append an event to the case's history (the caller holds the case's lock)."""
     case.event_count = (case.event_count or 0) + 1
-    event = CaseEvent(case_id=case.id, seq=case.event_count, type=type, actor=actor,
+    event = CaseEvent(case=case, seq=case.event_count, type=type, actor=actor,
                       occurred_at=now(), payload=payload or {})
     db.session.add(event)
     return event

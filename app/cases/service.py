@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import selectinload, undefer
+from sqlalchemy.orm.attributes import flag_modified
 
 from app.audit.service import record_event
 from app.auth import Actor
@@ -153,6 +154,7 @@ def _take_write_lock(case: Case) -> None:
         # SQLite has no row locks: take the database write lock now with a version-checked UPDATE,
         # so a concurrent writer fails fast with StaleDataError (409) before it does any work.
         case.updated_at = now()
+        flag_modified(case, "updated_at")  # an UPDATE even within one clock tick
         db.session.flush()
 
 

@@ -229,8 +229,8 @@ def _script_error(exc: SpiffWorkflowException) -> ScriptError:
     # SpiffWorkflow raises its wrapper inside an except block: the real reason is the context.
     cause = exc.__cause__ or exc.__context__ or getattr(exc, "error", None)
     detail = str(exc)
-    if cause is not None and str(cause) and str(cause) not in detail:
-        detail = f"{detail}: {cause}"
+    if cause is not None:
+        detail = f"{detail}: {type(cause).__name__}: {cause}" if str(cause) else f"{detail}: {type(cause).__name__}"
     return ScriptError(detail, element_id=element)
 
 

@@ -17,7 +17,6 @@ class ProcessVersion(db.Model):  # type: ignore[name-defined,misc]
     __tablename__ = "process_versions"
     __table_args__ = (
         UniqueConstraint("process_id", "version", name="uq_process_versions_process_id_version"),
-        UniqueConstraint("process_id", "sha256", name="uq_process_versions_process_id_sha256"),
         Index("ix_process_versions_process_id_version", "process_id", "version"),
     )
 
@@ -26,7 +25,7 @@ class ProcessVersion(db.Model):  # type: ignore[name-defined,misc]
     version: Mapped[int] = mapped_column()  # 1, 2, 3... per process id
     name: Mapped[str] = mapped_column(String(200))  # the process's human name
     filename: Mapped[str] = mapped_column(String(300))  # the file it was deployed from
-    sha256: Mapped[str] = mapped_column(String(64))  # of the BPMN source; identical content = same version
+    sha256: Mapped[str] = mapped_column(String(64))  # of the BPMN source; equal to the latest = nothing to deploy
     bpmn_source: Mapped[str] = deferred(mapped_column(Text))  # the BPMN XML exactly as deployed
     spec_json: Mapped[str] = deferred(mapped_column(Text))  # serialized specs + catalogue, restored per process
     catalogue: Mapped[dict[str, Any]] = mapped_column(JSONData)  # human tasks, timers, lanes

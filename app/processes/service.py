@@ -58,11 +58,9 @@ def _check(source: bytes, filename: str) -> _Checked:
 
 def _store(checked: _Checked, *, actor: Actor, note: str) -> Deployment:
     process_id = checked.definition.process_id
-    same = db.session.scalar(select(ProcessVersion).where(
-        ProcessVersion.process_id == process_id, ProcessVersion.sha256 == checked.sha256))
-    if same is not None:
-        return Deployment(same, created=False)
     latest = latest_version(process_id)
+    if latest is not None and latest.sha256 == checked.sha256:
+        return Deployment(latest, created=False)  # deploying an older version's content again rolls back
     version = ProcessVersion(
         process_id=process_id, version=(latest.version + 1) if latest else 1,
         name=checked.definition.catalogue.name, filename=Path(checked.filename).name, sha256=checked.sha256,

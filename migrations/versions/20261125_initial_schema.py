@@ -2,7 +2,7 @@
 
 Revision ID: initial_schema
 Revises: 
-Created: 2026-11-25 13:13:03.263049
+Created: 2026-11-25 13:21:52.888179
 """
 
 from alembic import op
@@ -47,7 +47,6 @@ def upgrade() -> None:
     sa.Column('note', sa.String(length=500), nullable=False),
     sa.ForeignKeyConstraint(['previous_id'], ['process_versions.id'], name=op.f('fk_process_versions_previous_id_process_versions')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_process_versions')),
-    sa.UniqueConstraint('process_id', 'sha256', name='uq_process_versions_process_id_sha256'),
     sa.UniqueConstraint('process_id', 'version', name='uq_process_versions_process_id_version')
     )
     with op.batch_alter_table('process_versions', schema=None) as batch_op:

@@ -186,9 +186,11 @@ def test_completing_a_task_twice_raises_and_changes_nothing(engine: Engine, faul
     instance.complete(diagnose, DIAGNOSIS)
     instance = engine.load(fault, instance.dump())  # as the next request would see it
     before = fingerprint(instance)
-    for task_id in (diagnose, cancelled_timer):
-        with pytest.raises(TaskNotReadyError, match="no longer ready"):
+    for task_id, state in ((diagnose, "COMPLETED"), (cancelled_timer, "CANCELLED")):
+        assert instance.task_state(task_id) == state
+        with pytest.raises(TaskNotReadyError) as caught:
             instance.complete(task_id, {**DIAGNOSIS, "fault_class": "complex"})
+        assert state.lower() in str(caught.value)  # the message says what became of the task
         assert fingerprint(instance) == before
 
 
