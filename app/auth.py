@@ -49,3 +49,13 @@ TIMER = Actor("timer", frozenset({"system"}))
 def demo_actor(username: str) -> Actor:
     """The actor used until sign-in exists: one person holding every staff role."""
     return Actor(username, frozenset(STAFF_ROLES) | {"process_owner", "admin"})
+
+
+def request_actor() -> Actor:
+    """The acting user of the current request (pages and API alike). Until sign-in exists every request
+    acts as a demo user holding every staff role; ``X-Actor`` names which demo user, so histories show
+    different people."""
+    from flask import current_app, request
+
+    name = (request.headers.get("X-Actor") or current_app.config["DEMO_ACTOR"]).strip()[:100]
+    return demo_actor(name or "demo")

@@ -10,7 +10,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException
 
-from app.auth import Actor, demo_actor
+from app.auth import request_actor
 from app.engine import ProcessDefinitionError
 from app.errors import ServiceError
 from app.extensions import db
@@ -18,11 +18,7 @@ from app.extensions import db
 MAX_PER_PAGE = 100
 
 
-def current_actor() -> Actor:
-    """The acting user. Until sign-in exists every request acts as a demo user with every staff role;
-    ``X-Actor`` names which demo user, so histories show different people."""
-    name = (request.headers.get("X-Actor") or current_app.config["DEMO_ACTOR"]).strip()[:100]
-    return demo_actor(name or "demo")
+current_actor = request_actor  # the acting user (app.auth: a demo user until sign-in exists)
 
 
 def error_body(status: int, message: str, errors: dict[str, Any] | None = None) -> dict[str, Any]:

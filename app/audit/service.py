@@ -20,6 +20,18 @@ def record_event(*, case: Any, type: str, actor: str, payload: dict[str, Any] | 
     return event
 
 
+def completed_task_data(*, case_id: int, work_item_id: int) -> dict[str, Any] | None:
+    """The record submitted when a work item was completed, from the case's history (None if never)."""
+    events = db.session.scalars(select(CaseEvent).where(CaseEvent.case_id == case_id,
+                                                        CaseEvent.type == "task_completed")
+                                .order_by(CaseEvent.seq.desc()))
+    for event in events:
+        if (event.payload or {}).get("work_item_id") == work_item_id:
+            data = event.payload.get("data")
+            return data if isinstance(data, dict) else {}
+    return None
+
+
 def list_events(*, case_id: int, after_seq: int = 0, limit: int | None = None) -> list[CaseEvent]:
     """The case's events in order, optionally after a sequence number."""
     query = (select(CaseEvent).where(CaseEvent.case_id == case_id, CaseEvent.seq > after_seq)

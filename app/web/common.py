@@ -7,10 +7,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Blueprint, abort, current_app, request, url_for
+from flask import Blueprint, abort, request, url_for
 from marshmallow import Schema, ValidationError
 
-from app.auth import Actor, demo_actor
+from app.auth import request_actor
 from app.web.csrf import check_csrf
 from app.web.errors import register_page_errors
 
@@ -23,11 +23,7 @@ def page_blueprint(name: str, import_name: str, url_prefix: str | None = None) -
     return blueprint
 
 
-def current_actor() -> Actor:
-    """The acting user. Until sign-in exists every page acts as a demo user holding every staff role;
-    ``X-Actor`` names which demo user, as on the JSON API, so histories can show different people."""
-    name = (request.headers.get("X-Actor") or current_app.config["DEMO_ACTOR"]).strip()[:100]
-    return demo_actor(name or "demo")
+current_actor = request_actor  # the acting user (app.auth: a demo user until sign-in exists)
 
 
 def load_query(schema: Schema) -> dict[str, Any]:

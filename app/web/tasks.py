@@ -8,7 +8,7 @@ from flask import flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from markupsafe import Markup
 
-from app.audit.service import list_events
+from app.audit.service import completed_task_data
 from app.errors import ConflictError, InvalidDataError, ProcessFailedError
 from app.extensions import db
 from app.forms import FormDefinition, render_form_fields, render_form_readonly
@@ -31,16 +31,6 @@ def _form(item: WorkItem) -> tuple[FormDefinition | None, bool]:
     return tasks.form_of(item), False
 
 
-def submitted_data(item: WorkItem) -> dict[str, Any] | None:
-    """The record submitted when the item was completed, from the case history."""
-    for event in reversed(list_events(case_id=item.case_id)):
-        payload = event.payload or {}
-        if event.type == "task_completed" and payload.get("work_item_id") == item.id:
-            data = payload.get("data")
-            return data if isinstance(data, dict) else {}
-    return None
-
-
 def _page(item: WorkItem, *, values: dict[str, Any] | None = None, errors: dict[str, Any] | None = None,
           status: int = 200) -> ResponseReturnValue:
     """The task page: the form while the item is ready, the submitted record once it is done."""
@@ -50,7 +40,7 @@ def _page(item: WorkItem, *, values: dict[str, Any] | None = None, errors: dict[
     if item.state == "ready" and form is not None:
         fields = render_form_fields(form, values, errors)
     elif item.state == "completed" and form is not None:
-        data = submitted_data(item)
+        data = completed_task_data(case_id=item.case_id, work_item_id=item.id)
         record = render_form_readonly(form, data) if data is not None else None
     return render_template("tasks/detail.html", item=item, case=item.case, form=form, fields=fields,
                            record=record, form_missing=form_missing, errors=errors or {},
