@@ -8,7 +8,6 @@ import socket
 import threading
 
 from flask import Flask
-from redis.exceptions import RedisError
 from rq import SimpleWorker, Worker
 
 from app.extensions import db, redis_connection, timer_queue
@@ -50,7 +49,7 @@ def _sweep_forever(app: Flask, stop: threading.Event) -> None:
             report = sweep_once(app)
             if report and (report["armed"] or report["rearmed_overdue"] or report["schedules_started"]):
                 log.info("sweep: %s", report)
-        except (RedisError, Exception) as exc:  # keep sweeping whatever one round hit
+        except Exception as exc:  # keep sweeping whatever one round hit (Redis or database down)
             log.warning("sweep failed: %s", exc)
         if stop.wait(interval):
             return
@@ -59,6 +58,8 @@ def _sweep_forever(app: Flask, stop: threading.Event) -> None:
 def run_worker(app: Flask, *, burst: bool = False, fork: bool = False, sweep: bool = True,
                name: str | None = None) -> bool:
     """Work the timer queue with RQ's scheduler; with ``sweep``, also sweep every SWEEP_INTERVAL."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     queue = timer_queue(app)
     worker_class = Worker if fork else SimpleWorker
     worker = worker_class([queue], connection=redis_connection(app), name=name)
