@@ -55,6 +55,7 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "TIMER_QUEUE": env.get("SERVICECASE_TIMER_QUEUE", "servicecase-timers"),
         "TIMER_JOB_TIMEOUT": int(env.get("SERVICECASE_TIMER_JOB_TIMEOUT", 60)),
         "TIMER_RETRY_INTERVALS": [2, 10, 30, 120, 600],
+        "TIMER_DISPATCH_INTERVAL": float(env.get("SERVICECASE_TIMER_DISPATCH_INTERVAL", 0.1)),
         "SWEEP_INTERVAL": float(env.get("SERVICECASE_SWEEP_INTERVAL", 10)),
         "SWEEP_HORIZON": float(env.get("SERVICECASE_SWEEP_HORIZON", 300)),
         "SWEEP_GRACE": float(env.get("SERVICECASE_SWEEP_GRACE", 5)),

@@ -6,6 +6,7 @@ import logging
 import os
 import socket
 import threading
+import time
 
 from flask import Flask
 from rq import SimpleWorker, Worker
@@ -42,6 +43,26 @@ def sweep_once(app: Flask) -> dict[str, object] | None:
                 "rearmed_overdue": len(report.rearmed_overdue), "schedules_started": report.schedules_started}
 
 
+def _dispatch_forever(app: Flask, stop: threading.Event, worker_name: str) -> None:
+    """Every TIMER_DISPATCH_INTERVAL (100 ms), hand the timers that came due to the queue; every second,
+    say this worker is alive (the sweep re-fires jobs of workers that stopped saying so)."""
+    from app.timers.scheduling import dispatch_due_timers
+    from app.timers.service import ALIVE_KEY
+
+    interval = app.config["TIMER_DISPATCH_INTERVAL"]
+    alive_key, said_at = ALIVE_KEY.format(worker_name), 0.0
+    while not stop.wait(interval):
+        try:
+            if time.monotonic() - said_at >= 1:
+                redis_connection(app).set(alive_key, "1", ex=5)
+                said_at = time.monotonic()
+            while dispatch_due_timers(app) >= 500:  # a burst: drain it before sleeping again
+                pass
+        except Exception as exc:  # Redis away for a moment: try again next tick
+            log.warning("timer dispatch failed: %s", exc)
+            stop.wait(1)
+
+
 def _sweep_forever(app: Flask, stop: threading.Event) -> None:
     interval = app.config["SWEEP_INTERVAL"]
     while True:
@@ -57,19 +78,26 @@ def _sweep_forever(app: Flask, stop: threading.Event) -> None:
 
 def run_worker(app: Flask, *, burst: bool = False, fork: bool = False, sweep: bool = True,
                name: str | None = None) -> bool:
-    """Work the timer queue with RQ's scheduler; with ``sweep``, also sweep every SWEEP_INTERVAL."""
+    """Work the timer queue (RQ's scheduler runs the retries), dispatch due timers every 100 ms and,
+    with ``sweep``, sweep every SWEEP_INTERVAL. In burst mode: dispatch what is due, sweep once, drain."""
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+        logging.getLogger("spiff").setLevel(logging.WARNING)  # it logs every task state change at INFO
     queue = timer_queue(app)
     worker_class = Worker if fork else SimpleWorker
     worker = worker_class([queue], connection=redis_connection(app), name=name)
     stop = threading.Event()
-    sweeper = None
-    if sweep and not burst:
-        sweeper = threading.Thread(target=_sweep_forever, args=(app, stop), name="timer-sweep", daemon=True)
-        sweeper.start()
-    elif sweep:
-        sweep_once(app)
+    if burst:
+        from app.timers.scheduling import dispatch_due_timers
+
+        if sweep:
+            sweep_once(app)
+        dispatch_due_timers(app)
+    else:
+        threading.Thread(target=_dispatch_forever, args=(app, stop, worker.name), name="timer-dispatch",
+                         daemon=True).start()
+        if sweep:
+            threading.Thread(target=_sweep_forever, args=(app, stop), name="timer-sweep", daemon=True).start()
     try:
         return worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
     finally:

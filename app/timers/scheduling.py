@@ -1,12 +1,22 @@
-"""Putting timers into RQ: deterministic job ids, wall-clock due times, and scheduling only what committed."""
+"""Arming timers in Redis once their rows commit, and dispatching them to RQ the moment they are due.
+
+RQ's own scheduler works in whole seconds twice over (due times truncated, one poll a second), which
+alone makes a p99 lateness near two seconds. So timers wait in a Redis sorted set of their own
+(timer id → exact wall-clock due time); a dispatcher in every worker polls it every 100 ms, claims due
+timers atomically and enqueues their firing jobs (job id ``timer-<id>``) on the RQ queue at once. The
+database stays the source of truth: the sweep re-arms whatever Redis lost.
+"""
 
 from __future__ import annotations
 
 import logging
 import math
+import time
 from datetime import UTC, datetime
 from typing import Any
 
+from flask import Flask, current_app
+from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue, Retry
 from rq.exceptions import NoSuchJobError
@@ -14,14 +24,23 @@ from rq.job import Job, JobStatus
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from app.engine import get_clock
-from app.extensions import db, timer_queue
+from app.engine import OffsetClock, SystemClock, get_clock
+from app.extensions import db, redis_connection, timer_queue
 from app.timers.models import Timer
 
 log = logging.getLogger(__name__)
 
 PENDING_KEY = "servicecase.timers"
+DUE_KEY = "servicecase:timers:due"
 FIRE_JOB = "app.jobs.fire_timer_job"
+
+# Take every due member (score ≤ now) up to a limit and remove them in one step, so two dispatchers
+# never claim the same timer.
+_CLAIM_DUE = """
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+if #ids > 0 then redis.call('ZREM', KEYS[1], unpack(ids)) end
+return ids
+"""
 
 
 def job_id_for(timer_id: int) -> str:
@@ -29,33 +48,60 @@ def job_id_for(timer_id: int) -> str:
     return f"timer-{timer_id}"
 
 
-# -- scheduling after commit ------------------------------------------------------------------------
+def _clock_offset_seconds() -> float:
+    clock = get_clock()
+    if isinstance(clock, OffsetClock):
+        return clock.offset().total_seconds()
+    if isinstance(clock, SystemClock):
+        return 0.0
+    return (clock.now() - datetime.now(UTC)).total_seconds()  # a manual clock (tests)
+
+
+def wall_epoch(due_at: datetime) -> float:
+    """The wall-clock moment (epoch seconds) at which a due time on the system clock arrives."""
+    return due_at.timestamp() - _clock_offset_seconds()
+
+
+def wall_time_for(due_at: datetime) -> datetime:
+    """For RQ's own ``enqueue_at``: the wall-clock due time rounded up to a second (RQ truncates)."""
+    return datetime.fromtimestamp(math.ceil(wall_epoch(due_at) - 1e-6), UTC)
+
+
+# -- arming after commit ----------------------------------------------------------------------------
 def note_timer_changes(*, new: list[Timer], ended: list[Timer]) -> None:
-    """Remember timers to schedule or unschedule once the transaction commits."""
-    pending = db.session.info.setdefault(PENDING_KEY, {"schedule": {}, "cancel": set()})
+    """Remember timers to arm or disarm once the transaction commits."""
+    pending = db.session.info.setdefault(PENDING_KEY, {"arm": {}, "disarm": set()})
     for timer in new:
-        pending["schedule"][timer.id] = timer.due_at
+        pending["arm"][timer.id] = timer.due_at
+        pending["disarm"].discard(timer.id)
     for timer in ended:
-        pending["schedule"].pop(timer.id, None)
+        pending["arm"].pop(timer.id, None)
         if timer.state == "cancelled":  # a fired timer's own job is running right now: leave it be
-            pending["cancel"].add(timer.id)
+            pending["disarm"].add(timer.id)
+
+
+def arm_timers(conn: Redis, due: dict[int, datetime]) -> None:
+    """Put timers (id → due time) into the due set; arming again only moves the due time."""
+    if due:
+        conn.zadd(DUE_KEY, {str(timer_id): wall_epoch(due_at) for timer_id, due_at in due.items()})
 
 
 def _after_commit(session: Session) -> None:
     pending = session.info.pop(PENDING_KEY, None)
-    if not pending or not (pending["schedule"] or pending["cancel"]):
+    if not pending or not (pending["arm"] or pending["disarm"]):
+        return
+    if not current_app.config.get("REDIS_URL"):  # no Redis (a one-off CLI): the sweep arms them later
         return
     try:
-        queue = timer_queue()
-    except RuntimeError:  # no Redis configured (some tests, one-off CLI): the sweep arms them later
-        return
-    try:
-        for timer_id, due_at in pending["schedule"].items():
-            enqueue_timer(queue, timer_id, due_at)
-        for timer_id in pending["cancel"]:
-            _delete_job(queue, job_id_for(timer_id))
+        conn = redis_connection()
+        arm_timers(conn, pending["arm"])
+        if pending["disarm"]:
+            conn.zrem(DUE_KEY, *[str(timer_id) for timer_id in pending["disarm"]])
+            queue = timer_queue()
+            for timer_id in pending["disarm"]:
+                _delete_waiting_job(queue, job_id_for(timer_id))
     except RedisError as exc:
-        log.warning("could not schedule timers in Redis (the sweep will re-arm them): %s", exc)
+        log.warning("could not arm timers in Redis (the sweep will re-arm them): %s", exc)
 
 
 def _after_rollback(session: Session) -> None:
@@ -63,41 +109,48 @@ def _after_rollback(session: Session) -> None:
 
 
 def install_session_hooks() -> None:
-    """Schedule timer jobs only for timers whose rows were committed."""
+    """Arm timers only for timer rows that were committed."""
     if not event.contains(db.session, "after_commit", _after_commit):
         event.listen(db.session, "after_commit", _after_commit)
         event.listen(db.session, "after_soft_rollback", lambda session, previous: _after_rollback(session))
 
 
-def wall_time_for(due_at: datetime) -> datetime:
-    """RQ's scheduler runs on the wall clock: take a simulated clock's offset off, round up to a second
-    (RQ truncates due times to whole seconds, which would fire up to a second early)."""
-    offset = get_clock().now() - datetime.now(UTC)
-    wall = due_at - offset
-    return datetime.fromtimestamp(math.ceil(wall.timestamp()), UTC)
-
-
-def enqueue_timer(queue: Queue, timer_id: int, due_at: datetime, *, job_id: str | None = None) -> Job:
-    """Schedule the firing job at the timer's due time (now, if it is already due)."""
-    from flask import current_app
-
-    options: dict[str, Any] = {
-        "job_id": job_id or job_id_for(timer_id),
-        "retry": Retry(max=len(current_app.config["TIMER_RETRY_INTERVALS"]),
-                       interval=current_app.config["TIMER_RETRY_INTERVALS"]),
-        "result_ttl": 600, "failure_ttl": 7 * 24 * 3600,
-        "description": f"fire timer {timer_id}",
-    }
-    at = wall_time_for(due_at)
-    if at <= datetime.now(UTC):
-        return queue.enqueue(FIRE_JOB, timer_id, **options)
-    return queue.enqueue_at(at, FIRE_JOB, timer_id, **options)
-
-
-def _delete_job(queue: Queue, job_id: str) -> None:
+def _delete_waiting_job(queue: Queue, job_id: str) -> None:
     try:
         job = Job.fetch(job_id, connection=queue.connection)
     except NoSuchJobError:
         return
     if job.get_status(refresh=False) in (JobStatus.SCHEDULED, JobStatus.QUEUED, JobStatus.DEFERRED):
         job.delete()
+
+
+# -- dispatching --------------------------------------------------------------------------------------
+def _fire_job_data(timer_id: int, job_id: str | None = None) -> Any:
+    intervals = current_app.config["TIMER_RETRY_INTERVALS"]
+    return Queue.prepare_data(FIRE_JOB, (timer_id,), job_id=job_id or job_id_for(timer_id),
+                              retry=Retry(max=len(intervals), interval=intervals), result_ttl=600,
+                              failure_ttl=7 * 24 * 3600, description=f"fire timer {timer_id}")
+
+
+def enqueue_fire_jobs(queue: Queue, timer_ids: list[int]) -> list[Job]:
+    """Put timers' firing jobs on the queue now, in one round trip, with retries and backoff."""
+    return queue.enqueue_many([_fire_job_data(timer_id) for timer_id in timer_ids]) if timer_ids else []
+
+
+def enqueue_fire_job(queue: Queue, timer_id: int, *, job_id: str | None = None) -> Job:
+    """Put one timer's firing job on the queue now (``job_id`` for a re-fire beside the original)."""
+    return queue.enqueue_many([_fire_job_data(timer_id, job_id)])[0]
+
+
+def dispatch_due_timers(app: Flask, *, limit: int = 500) -> int:
+    """Claim the timers whose due time has come and enqueue their firing jobs; returns how many."""
+    conn = redis_connection(app)
+    claim = app.extensions.get("servicecase.claim_due")
+    if claim is None:
+        claim = app.extensions["servicecase.claim_due"] = conn.register_script(_CLAIM_DUE)
+    claimed = claim(keys=[DUE_KEY], args=[time.time(), limit])
+    if not claimed:
+        return 0
+    with app.app_context():
+        enqueue_fire_jobs(timer_queue(app), [int(raw) for raw in claimed])
+    return len(claimed)

@@ -7,11 +7,10 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from redis.exceptions import RedisError
-from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 from sqlalchemy import select
@@ -24,7 +23,7 @@ from app.engine import ScriptError, now
 from app.errors import NotFoundError, PermissionDeniedError
 from app.extensions import db, timer_queue
 from app.timers.models import Timer
-from app.timers.scheduling import enqueue_timer, job_id_for, note_timer_changes
+from app.timers.scheduling import DUE_KEY, arm_timers, enqueue_fire_job, job_id_for, note_timer_changes
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +40,7 @@ def fire_timer(*, timer_id: int, actor: Actor = TIMER) -> str:
     if timer.state != "waiting":
         return f"already {timer.state}"
     if timer.due_at >= now():
+        note_timer_changes(new=[timer], ended=[])  # dispatched early (a clock moved back): arm it again
         return "not due"
     case = lock_case(timer.case_id)
     db.session.refresh(timer)
@@ -113,34 +113,59 @@ class SweepReport:
     schedules_started: int = 0  # recurring-process occurrences started
 
 
-_LIVE = (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.STARTED, JobStatus.DEFERRED)
+ALIVE_KEY = "servicecase:worker-alive:{}"  # set every second by each worker's dispatcher, expires in 5 s
+_WILL_RUN = {JobStatus.QUEUED.value, JobStatus.SCHEDULED.value, JobStatus.DEFERRED.value}
+
+
+def _text(value: Any) -> str | None:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def sweep(*, horizon: float, grace: float, start_occurrences: Callable[[], int] | None = None) -> SweepReport:
-    """Re-arm every waiting timer due within ``horizon`` seconds whose job Redis lost, and re-fire every
-    timer overdue by more than ``grace`` seconds (a killed worker's job stays STARTED forever)."""
+    """Make sure every waiting timer will fire. Due within ``horizon`` seconds and lost by Redis (neither
+    armed nor with a job): armed again. Overdue by more than ``grace`` seconds with no job that will run
+    it, or with a job started by a worker that is no longer alive (SIGKILL leaves a job STARTED forever):
+    fired now under another job id. Firing is idempotent, so a second firing job does no harm."""
     report = SweepReport()
     queue = timer_queue()
+    conn = queue.connection
     current = now()
     rows = db.session.execute(
         select(Timer.id, Timer.due_at).where(Timer.state == "waiting",
                                               Timer.due_at <= current + timedelta(seconds=horizon))
         .order_by(Timer.due_at)).all()
     report.checked = len(rows)
-    for timer_id, due_at in rows:
-        try:
-            status = Job.fetch(job_id_for(timer_id), connection=queue.connection).get_status(refresh=False)
-        except NoSuchJobError:
-            status = None
-        overdue = (current - due_at).total_seconds()
-        if status not in _LIVE:
-            enqueue_timer(queue, timer_id, due_at)
-            report.armed.append(timer_id)
-        elif overdue > grace and status != JobStatus.QUEUED:
-            # Scheduled too late (the clock moved) or started by a worker that may be dead: fire now
-            # under another id; firing is idempotent, so a live original does no harm.
-            enqueue_timer(queue, timer_id, due_at, job_id=f"{job_id_for(timer_id)}-sweep-{int(time.time())}")
+    if not rows:
+        return _with_occurrences(report, start_occurrences)
+    with conn.pipeline(transaction=False) as pipe:
+        for timer_id, _ in rows:
+            pipe.zscore(DUE_KEY, str(timer_id))
+            pipe.hmget(Job.key_for(job_id_for(timer_id)), "status", "worker_name")
+        answers = pipe.execute()
+    states = [(timer_id, due_at, answers[2 * i], *[_text(v) for v in answers[2 * i + 1]])
+              for i, (timer_id, due_at) in enumerate(rows)]
+    workers = {worker for *_, status, worker in states if status == JobStatus.STARTED.value and worker}
+    with conn.pipeline(transaction=False) as pipe:
+        for worker in sorted(workers):
+            pipe.exists(ALIVE_KEY.format(worker))
+        alive = {worker for worker, found in zip(sorted(workers), pipe.execute(), strict=True) if found}
+    lost: dict[int, datetime] = {}
+    for timer_id, due_at, armed, status, worker in states:
+        overdue = (current - due_at).total_seconds() > grace
+        if status in _WILL_RUN or (status == JobStatus.STARTED.value and worker in alive):
+            continue
+        if status == JobStatus.STARTED.value or overdue:
+            conn.zrem(DUE_KEY, str(timer_id))
+            enqueue_fire_job(queue, timer_id, job_id=f"{job_id_for(timer_id)}-sweep-{int(time.time())}")
             report.rearmed_overdue.append(timer_id)
+        elif armed is None:
+            lost[timer_id] = due_at
+            report.armed.append(timer_id)
+    arm_timers(conn, lost)
+    return _with_occurrences(report, start_occurrences)
+
+
+def _with_occurrences(report: SweepReport, start_occurrences: Callable[[], int] | None) -> SweepReport:
     if start_occurrences is not None:
         report.schedules_started = start_occurrences()
     return report
@@ -173,7 +198,8 @@ def queue_status(*, failed_limit: int = 50) -> QueueStatus:
             jobs.append({"id": job.id, "description": job.description, "args": list(job.args or []),
                          "ended_at": job.ended_at.replace(tzinfo=UTC) if job.ended_at else None,
                          "error": (result.exc_string if result else None) or ""})
-        return QueueStatus(queued=queue.count, scheduled=ScheduledJobRegistry(queue=queue).count,
+        armed = int(queue.connection.zcard(DUE_KEY))  # timers waiting for their due time
+        return QueueStatus(queued=queue.count, scheduled=armed + ScheduledJobRegistry(queue=queue).count,
                            started=StartedJobRegistry(queue=queue).count, failed=failed.count,
                            failed_jobs=jobs)
     except (RedisError, RuntimeError) as exc:
