@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -70,3 +71,12 @@ def fmt(value: float, digits: int = 2) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     return f"{value:.{digits}f}"
+
+
+def run_setup(env: dict[str, str], log: Path) -> None:
+    """Migrate, deploy the workflows, seed demo data."""
+    with log.open("a") as out:
+        result = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "setup"], cwd=ROOT, env=env,
+                                stdout=out, stderr=subprocess.STDOUT, timeout=120)
+    if result.returncode != 0:
+        raise SystemExit(f"flask setup failed (exit {result.returncode}); see {log}:\n{log.read_text()[-3000:]}")

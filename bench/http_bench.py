@@ -38,7 +38,7 @@ from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a plain script from anywhere
 
-from bench.common import ONE_TASK_BPMN, PATHS, RESULTS_DIR, ROOT, fmt, summarize  # noqa: E402
+from bench.common import ONE_TASK_BPMN, PATHS, RESULTS_DIR, ROOT, fmt, run_setup, summarize  # noqa: E402
 
 BENCH_PG_DATABASE = "bench"  # the only PostgreSQL database this benchmark may wipe
 KINDS = ("start", "complete")
@@ -91,15 +91,6 @@ def app_environment(database_url: str, workdir: Path) -> dict[str, str]:
         "PYTHONDONTWRITEBYTECODE": "1",
     })
     return env
-
-
-def run_setup(env: dict[str, str], log: Path) -> None:
-    """Migrate, deploy the workflows, seed demo data."""
-    with log.open("a") as out:
-        result = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "setup"], cwd=ROOT, env=env,
-                                stdout=out, stderr=subprocess.STDOUT, timeout=120)
-    if result.returncode != 0:
-        raise SystemExit(f"flask setup failed (exit {result.returncode}); see {log}:\n{log.read_text()[-3000:]}")
 
 
 def in_warranty_equipment(database_url: str) -> int:

@@ -28,8 +28,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a plain script from anywhere
 
-from bench.common import PATHS, RESULTS_DIR, fmt, summarize  # noqa: E402
-from bench.http_bench import app_environment, in_warranty_equipment, prepare_database, run_setup  # noqa: E402
+from bench.common import (  # noqa: E402
+    PATHS,
+    RESULTS_DIR,
+    fmt,
+    run_setup,  # noqa: E402
+    summarize,
+)
+from bench.http_bench import app_environment, in_warranty_equipment, prepare_database  # noqa: E402
 
 # (label, file suffix, function name): inclusive time of the steps a request goes through.
 STEPS: list[tuple[str, str, str]] = [

@@ -44,7 +44,7 @@ from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a plain script from anywhere
 
-from bench.common import RESULTS_DIR, ROOT, fmt, percentile  # noqa: E402
+from bench.common import RESULTS_DIR, ROOT, fmt, percentile, run_setup  # noqa: E402
 
 BENCH_DATABASE = "bench_timers"  # the only PostgreSQL database this bench will wipe
 BENCH_REDIS_DB = 12  # the only Redis database this bench will flush
@@ -152,15 +152,6 @@ def reset_database(database_url: str) -> None:
             conn.execute(text("CREATE SCHEMA public"))
     finally:
         engine.dispose()
-
-
-def run_setup(env: dict[str, str], log: Path) -> None:
-    """Migrate, deploy the workflows, seed demo data."""
-    with log.open("a") as out:
-        result = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "setup"], cwd=ROOT, env=env,
-                                stdout=out, stderr=subprocess.STDOUT, timeout=120)
-    if result.returncode != 0:
-        raise SystemExit(f"flask setup failed (exit {result.returncode}); see {log}:\n{log.read_text()[-3000:]}")
 
 
 # --------------------------------------------------------------------------------------------------
