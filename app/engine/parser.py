@@ -147,6 +147,18 @@ def _declared_encoding(source: bytes) -> str:
     return match.group(1).decode("ascii") if match else "UTF-8"
 
 
+def _undecodable_line(source: bytes, encoding: str) -> int | None:
+    """The line of the first byte that ``encoding`` cannot decode (None if all decode or it is unknown)."""
+    try:
+        codec = codecs.lookup(encoding).name
+        source.decode(codec)
+    except LookupError:
+        return None
+    except UnicodeDecodeError as exc:
+        return source[:exc.start].decode(codec, errors="replace").count("\n") + 1
+    return None
+
+
 def read_xml(source: bytes, filename: str) -> etree._ElementTree:
     """Parse bytes as XML, turning syntax errors into a ProcessDefinitionError with the line."""
     if not source.strip():
@@ -154,11 +166,14 @@ def read_xml(source: bytes, filename: str) -> etree._ElementTree:
     try:
         root = etree.fromstring(source, parser=_XML_PARSER)
     except etree.XMLSyntaxError as exc:
-        message = f"not well-formed XML: {exc.msg}"
+        message, line = f"not well-formed XML: {exc.msg}", exc.lineno
         if "encoding" in (exc.msg or "").lower() or "utf-8" in (exc.msg or "").lower():
-            message += (f" (the file is read as {_declared_encoding(source)}: save it in that encoding, or "
+            encoding = _declared_encoding(source)
+            message += (f" (the file is read as {encoding}: save it in that encoding, or "
                         "declare the one it is in, e.g. <?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>)")
-        raise ProcessDefinitionError(message, filename=filename, line=exc.lineno) from None
+            # libxml2 converts in chunks and may report the chunk's first line: find the byte ourselves.
+            line = _undecodable_line(source, encoding) or line
+        raise ProcessDefinitionError(message, filename=filename, line=line) from None
     tree = etree.ElementTree(root)
     source_text(source, filename, tree)  # a file whose text cannot be stored is refused with the parse
     return tree
@@ -180,10 +195,9 @@ def source_text(source: bytes, filename: str, tree: etree._ElementTree | None = 
     try:
         text = source.decode(codec)
     except UnicodeDecodeError as exc:
-        line = source[:exc.start].decode(codec, errors="replace").count("\n") + 1
         raise ProcessDefinitionError(f"the file is not valid {encoding} (byte {exc.start}: {exc.reason}); save "
                                      "it in its declared encoding or declare the one it is in",
-                                     filename=filename, line=line) from None
+                                     filename=filename, line=_undecodable_line(source, codec)) from None
     return text.removeprefix("\ufeff")
 
 
