@@ -153,13 +153,13 @@ def deploy_sources(sources: list[tuple[str, bytes]], *, actor: Actor, note: str 
     """Deploy several files all or nothing: every file is checked before any is stored."""
     if not actor.has_role("admin", "system"):
         raise PermissionDeniedError("only admins deploy process versions")
-    errors = {field: [f"at most {_limit(column)} characters"]
+    errors = {field: [f"is {len(value)} characters long; at most {_limit(column)} are allowed"]
               for field, value, column in (("note", note, ProcessVersion.__table__.c.note),
-                                           ("by", actor.username, ProcessVersion.__table__.c.deployed_by))
+                                           ("deployed by", actor.username, ProcessVersion.__table__.c.deployed_by))
               if len(value) > _limit(column)}
     if errors:
-        raise InvalidDataError(f"the {' and '.join(errors)} of the deployment {'is' if len(errors) == 1 else 'are'} "
-                               "too long", errors=errors)
+        raise InvalidDataError("; ".join(f"the deployment's {field} {problem[0]}" for field, problem in errors.items()),
+                               errors=errors)
     checked = [_check(source, filename) for filename, source in sources]
     ids = [c.definition.process_id for c in checked]
     duplicated = {i for i in ids if ids.count(i) > 1}
