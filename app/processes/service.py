@@ -146,6 +146,12 @@ def _store(checked: _Checked, *, actor: Actor, note: str) -> Deployment:
             raise
         raise ProcessDefinitionError(exc.message, filename=checked.filename, element_id=exc.element_id,
                                      line=element_line(checked.source, exc.element_id)) from None
+    except (ArithmeticError, ValueError) as exc:  # a cycle that reads but cannot be computed (P99999999999Y)
+        timer = checked.definition.catalogue.start_timer
+        element = timer.id if timer else None
+        raise ProcessDefinitionError(
+            f"the timer start event's cycle cannot be scheduled: {exc}", filename=checked.filename,
+            element_id=element, line=element_line(checked.source, element) if element else None) from None
     return Deployment(version, created=True)
 
 

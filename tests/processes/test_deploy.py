@@ -358,17 +358,23 @@ def test_values_exactly_at_their_limits_deploy_and_a_case_runs_on_them(ctx: Flas
     assert versions()[0].name == "p" * PROCESS_NAME
 
 
-def test_a_timer_start_cycle_the_schedule_cannot_read_is_refused_with_its_line(ctx: Flask, tmp_path: Path) -> None:
-    # 'R3/PT1H' is a cycle SpiffWorkflow reads, but a schedule needs a start date: refused by the schedule
-    # reader after the parser, and the message still names the line.
+@pytest.mark.parametrize("cycle,message", [
+    # A cycle SpiffWorkflow reads, but a schedule needs a start date: refused by the schedule reader.
+    ("'R3/PT1H'", "must have three parts"),
+    # Reads as a cycle, but no calendar can compute it.
+    ("'R/2026-01-01T00:00:00+00:00/P99999999999Y'", "cannot be scheduled"),
+])
+def test_a_timer_start_cycle_the_schedule_cannot_use_is_refused_with_its_line(ctx: Flask, tmp_path: Path,
+                                                                               cycle: str, message: str) -> None:
     text = ONE_TASK.read_text().replace(
         '<bpmn:startEvent id="start" name="Start"/>',
         '<bpmn:startEvent id="start" name="Hourly">\n      <bpmn:timerEventDefinition id="hourly">'
-        "<bpmn:timeCycle>'R3/PT1H'</bpmn:timeCycle></bpmn:timerEventDefinition></bpmn:startEvent>")
+        f"<bpmn:timeCycle>{cycle}</bpmn:timeCycle></bpmn:timerEventDefinition></bpmn:startEvent>")
     (tmp_path / ONE_TASK.name).write_text(text)
     result = deploy(ctx, tmp_path / ONE_TASK.name)
-    _expect_refused(result, ONE_TASK.name, "must have three parts", "start",
-                    tag_lines(text, '<bpmn:startEvent id="start"'))
+    _expect_refused(result, ONE_TASK.name, message, "start", tag_lines(text, '<bpmn:startEvent id="start"'))
+    assert "Traceback" not in result.output and result.exception is not None
+    assert isinstance(result.exception, SystemExit)
     assert versions() == []
 
 
@@ -521,3 +527,15 @@ def test_a_timer_job_reaching_an_unusable_timer_value_marks_the_timer_failed(ctx
     assert db.session.get(Case, case_id).state_json == state  # the firing was rolled back
     assert db.session.scalar(select(func.count()).select_from(CaseEvent).where(
         CaseEvent.case_id == case_id, CaseEvent.type == "timer_failed")) == 1
+
+
+def test_a_value_the_database_still_refuses_is_reported_without_a_traceback(
+        ctx: Flask, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Last line of defence: were a column's limit not checked, the database's refusal still ends cleanly.
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite does not enforce VARCHAR lengths")
+    monkeypatch.setattr(ProcessVersion.__table__.c.name.type, "length", 10_000)
+    (tmp_path / ONE_TASK.name).write_text(ONE_TASK.read_text().replace('name="One task"', f'name="{"p" * 300}"'))
+    result = deploy(ctx, tmp_path / ONE_TASK.name)
+    assert result.exit_code != 0 and "nothing deployed: the database refused" in result.output, result.output
+    assert "Traceback" not in result.output and versions() == []
