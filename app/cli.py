@@ -8,6 +8,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 from flask_migrate import upgrade
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.auth import SYSTEM, Actor
 from app.engine import ProcessDefinitionError
@@ -24,6 +25,13 @@ def _deployer(username: str) -> Actor:
     return Actor(username, frozenset({"admin"}))
 
 
+def _database_refused(exc: SQLAlchemyError) -> click.ClickException:
+    """The database refused what the deploy checks let through (or is unreachable): say so, roll back."""
+    db.session.rollback()
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+    return click.ClickException(f"nothing deployed: the database refused the deployment: {reason}")
+
+
 @processes_cli.command("deploy")
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--by", "username", default="cli", show_default=True, help="Who is deploying (recorded).")
@@ -36,6 +44,8 @@ def deploy_command(path: Path, username: str, note: str) -> None:
     except (ProcessDefinitionError, ServiceError) as exc:
         db.session.rollback()
         raise click.ClickException(f"nothing deployed: {exc}") from None
+    except SQLAlchemyError as exc:
+        raise _database_refused(exc) from None
     for result in results:
         state = "deployed" if result.created else "unchanged"
         click.echo(f"{state:10} {result.version.label}  sha256 {result.version.sha256[:12]}  "
@@ -70,6 +80,8 @@ def setup_command(demo: bool) -> None:
     except (ProcessDefinitionError, ServiceError) as exc:
         db.session.rollback()
         raise click.ClickException(f"nothing deployed: {exc}") from None
+    except SQLAlchemyError as exc:
+        raise _database_refused(exc) from None
     for result in results:
         click.echo(f"{'deployed' if result.created else 'unchanged':10} {result.version.label}")
     if demo:

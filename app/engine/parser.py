@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import ast
+import codecs
+import re
+import textwrap
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from lxml import etree
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.bpmn.specs.event_definitions.simple import NoneEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.spiff.parser.process import VALIDATOR, SpiffBpmnParser
 
+from .clock import now
 from .errors import ProcessDefinitionError
-from .restricted import ScriptCompileError, check_expression, check_script
+from .restricted import ALLOWED_MODULES, ScriptCompileError, check_expression, check_script
 
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
@@ -25,6 +32,25 @@ _XML_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, remove_co
                               huge_tree=False)
 
 _FLOW_CONTAINERS = ("process", "subProcess", "transaction", "adHocSubProcess")
+
+# A byte order mark decides the encoding before any declaration (XML 1.0, appendix F); lxml reads it,
+# but docinfo still reports the declared (or default) encoding, so it is looked at here too.
+_BOMS = ((codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be"),
+         (codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
+
+# A timer further away than this is a typo (P99999999D), not a deadline; it would also overflow dates.
+MAX_TIMER_SPAN = timedelta(days=3653)  # ten years
+# The repetitions of a cycle end up in integer columns (the schedule of a recurring process).
+MAX_CYCLE_REPETITIONS = 2**31 - 1
+_NUMBER = r"\d+(?:[.,]\d+)?"
+_ISO_DURATION = re.compile(
+    rf"P(?:(?P<years>{_NUMBER})Y)?(?:(?P<months>{_NUMBER})M)?(?:(?P<weeks>{_NUMBER})W)?(?:(?P<days>{_NUMBER})D)?"
+    rf"(?:T(?:(?P<hours>{_NUMBER})H)?(?:(?P<minutes>{_NUMBER})M)?(?:(?P<seconds>{_NUMBER})S)?)?",
+    re.ASCII)
+# Upper bounds of each unit in days, to measure a duration before anything computes with it.
+_DAYS_PER_UNIT = {"years": 366, "months": 31, "weeks": 7, "days": 1, "hours": 1 / 24, "minutes": 1 / 1440,
+                  "seconds": 1 / 86400}
+_CYCLE = re.compile(r"R(?P<count>\d*)/(?:(?P<start>[^/]+)/)?(?P<period>[^/]+)", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -108,6 +134,31 @@ def _fail(message: str, filename: str, node: etree._Element | None = None,
     return ProcessDefinitionError(message, filename=filename, element_id=element_id, line=line)
 
 
+def _bom_encoding(source: bytes) -> str | None:
+    return next((name for bom, name in _BOMS if source.startswith(bom)), None)
+
+
+def _declared_encoding(source: bytes) -> str:
+    """The encoding named by the BOM or the XML declaration, without parsing (for messages)."""
+    found = _bom_encoding(source)
+    if found:
+        return found
+    match = re.match(rb"<\?xml[^>]*encoding\s*=\s*[\"']([A-Za-z0-9._:-]+)[\"']", source.lstrip())
+    return match.group(1).decode("ascii") if match else "UTF-8"
+
+
+def _undecodable_line(source: bytes, encoding: str) -> int | None:
+    """The line of the first byte that ``encoding`` cannot decode (None if all decode or it is unknown)."""
+    try:
+        codec = codecs.lookup(encoding).name
+        source.decode(codec)
+    except LookupError:
+        return None
+    except UnicodeDecodeError as exc:
+        return source[:exc.start].decode(codec, errors="replace").count("\n") + 1
+    return None
+
+
 def read_xml(source: bytes, filename: str) -> etree._ElementTree:
     """Parse bytes as XML, turning syntax errors into a ProcessDefinitionError with the line."""
     if not source.strip():
@@ -115,9 +166,49 @@ def read_xml(source: bytes, filename: str) -> etree._ElementTree:
     try:
         root = etree.fromstring(source, parser=_XML_PARSER)
     except etree.XMLSyntaxError as exc:
-        raise ProcessDefinitionError(f"not well-formed XML: {exc.msg}", filename=filename,
-                                     line=exc.lineno) from None
-    return etree.ElementTree(root)
+        message, line = f"not well-formed XML: {exc.msg}", exc.lineno
+        if "encoding" in (exc.msg or "").lower() or "utf-8" in (exc.msg or "").lower():
+            encoding = _declared_encoding(source)
+            message += (f" (the file is read as {encoding}: save it in that encoding, or "
+                        "declare the one it is in, e.g. <?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>)")
+            # libxml2 converts in chunks and may report the chunk's first line: find the byte ourselves.
+            line = _undecodable_line(source, encoding) or line
+        raise ProcessDefinitionError(message, filename=filename, line=line) from None
+    tree = etree.ElementTree(root)
+    source_text(source, filename, tree)  # a file whose text cannot be stored is refused with the parse
+    return tree
+
+
+def source_text(source: bytes, filename: str, tree: etree._ElementTree | None = None) -> str:
+    """The text of a BPMN file, decoded as its BOM or XML declaration says (UTF-8 without either).
+
+    The text is what is stored as the deployed source; it keeps its XML declaration, so to parse it
+    again, encode it in the declared encoding first (or strip the declaration)."""
+    if tree is None:
+        return source_text(source, filename, read_xml(source, filename))
+    encoding = _bom_encoding(source) or tree.docinfo.encoding or "UTF-8"
+    try:
+        codec = codecs.lookup(encoding).name
+    except LookupError:
+        raise ProcessDefinitionError(f"the file's encoding {encoding!r} is not supported here; save it as UTF-8",
+                                     filename=filename, line=1) from None
+    try:
+        text = source.decode(codec)
+    except UnicodeDecodeError as exc:
+        raise ProcessDefinitionError(f"the file is not valid {encoding} (byte {exc.start}: {exc.reason}); save "
+                                     "it in its declared encoding or declare the one it is in",
+                                     filename=filename, line=_undecodable_line(source, codec)) from None
+    return text.removeprefix("\ufeff")
+
+
+def element_line(source: bytes, element_id: str) -> int | None:
+    """The line on which the element with ``element_id`` starts, or None (for messages after parsing)."""
+    try:
+        root = etree.fromstring(source, parser=_XML_PARSER)
+    except (etree.XMLSyntaxError, ValueError):
+        return None
+    found = root.xpath("//*[@id=$id]", id=element_id)
+    return int(found[0].sourceline) if found and found[0].sourceline else None
 
 
 def _enclosing_activity(node: etree._Element) -> etree._Element | None:
@@ -175,6 +266,117 @@ def _timer(event: etree._Element, definition: etree._Element, filename: str) -> 
     )
 
 
+def _duration_span(text: str) -> timedelta:
+    """Measure an ISO-8601 duration (at most ``MAX_TIMER_SPAN``) as the engine will, from now."""
+    match = _ISO_DURATION.fullmatch(text.upper())
+    if match is None or text.upper() in ("P", "PT") or text.upper().endswith("T"):
+        raise ValueError(f"{text!r} is not an ISO-8601 duration such as 'PT24H', 'P2D' or 'P1M'")
+    parts = {unit: float(value.replace(",", ".")) for unit, value in match.groupdict().items() if value}
+    if sum(value * _DAYS_PER_UNIT[unit] for unit, value in parts.items()) > MAX_TIMER_SPAN.days:
+        raise ValueError(f"duration {text!r} is longer than {MAX_TIMER_SPAN.days // 365} years")
+    start = now()
+    try:  # then exactly as SpiffWorkflow will read it: months and years from today's calendar
+        span = TimerEventDefinition.get_timedelta_from_start(TimerEventDefinition.parse_iso_duration(text), start)
+        span = (start + span) - start  # overflows here, not in a case, if the end is past year 9999
+    except Exception as exc:  # noqa: BLE001 - its parser raises bare Exception, ValueError, OverflowError...
+        raise ValueError(f"duration {text!r} cannot be read: {exc}") from None
+    if span > MAX_TIMER_SPAN:
+        raise ValueError(f"duration {text!r} is longer than {MAX_TIMER_SPAN.days // 365} years")
+    return span
+
+
+def _aware_datetime(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an ISO-8601 date and time such as '2026-03-01T09:00:00+00:00'") from None
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        # SpiffWorkflow would read it in the server's zone: a deadline must not depend on that.
+        raise ValueError(f"{text!r} has no UTC offset; write it with one, such as +00:00 or +08:00")
+    try:
+        moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{text!r} is out of the range of dates") from None
+    return moment
+
+
+def check_timer_value(kind: str, value: Any) -> None:
+    """Raise ValueError unless ``value`` is what a timer of ``kind`` needs, read as the engine reads it:
+    date: an ISO-8601 date-time with a UTC offset; duration: an ISO-8601 duration of at most ten years;
+    cycle: ``R[n]/[start/]period`` with such a start and a period that is not zero."""
+    if not isinstance(value, str):
+        raise ValueError(f"a {kind} timer needs text, not {type(value).__name__} {str(value)[:40]}")
+    if kind == "date":
+        if value.upper().startswith("P") or "W" in value.upper():
+            raise ValueError(f"{value!r} is not a date and time such as '2026-03-01T09:00:00+00:00'")
+        _aware_datetime(value)
+        return
+    if kind == "duration":
+        _duration_span(value)
+        return
+    match = _CYCLE.fullmatch(value.upper())
+    if match is None:
+        raise ValueError(f"{value!r} is not a cycle R[n]/[start/]period such as 'R/2026-01-01T00:00:00+00:00/P1D' "
+                         "or 'R3/PT1H'")
+    if match.group("count") and int(match.group("count")) > MAX_CYCLE_REPETITIONS:
+        raise ValueError(f"cycle {value!r} repeats more than {MAX_CYCLE_REPETITIONS} times")
+    if match.group("start"):
+        _aware_datetime(value.split("/")[1])
+    if _duration_span(match.group("period")) <= timedelta(0):
+        raise ValueError(f"cycle {value!r} has a zero period")
+    try:
+        TimerEventDefinition.parse_iso_recurring_interval(value)
+    except Exception as exc:  # noqa: BLE001 - as above
+        raise ValueError(f"cycle {value!r} cannot be read: {exc}") from None
+
+
+def _constant(expression: str) -> tuple[bool, Any]:
+    """(True, value) for an expression that is a plain literal (no names, no operations), else (False, None)."""
+    try:
+        return True, ast.literal_eval(expression.strip())
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return False, None
+
+
+def _check_timer(info: TimerInfo, event: etree._Element, filename: str) -> None:
+    """Refuse a timer whose expression is a constant the engine could not use (checked at run time otherwise)."""
+    if info.placement == "start":
+        return  # read by the app's calendar schedule, which checks it itself when the version is stored
+    is_constant, value = _constant(info.expression)
+    if not is_constant:
+        return
+    tag = {"date": "timeDate", "duration": "timeDuration", "cycle": "timeCycle"}[info.kind]
+    node = event.find(f"bpmn:timerEventDefinition/bpmn:{tag}", NS)
+    try:
+        check_timer_value(info.kind, value)
+    except ValueError as exc:
+        raise _fail(f"the timer's {tag} {info.expression.strip()[:80]} is not usable: {exc}", filename, event,
+                    node.sourceline if node is not None else None) from None
+
+
+def _check_imports(source: str) -> tuple[str, int] | None:
+    """(message, line in the script) for the first import the restricted environment would refuse."""
+    try:
+        tree = ast.parse(textwrap.dedent(source))
+    except (SyntaxError, ValueError):
+        return None  # it compiled under RestrictedPython, so this does not happen
+    allowed = ", ".join(sorted(ALLOWED_MODULES))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name not in ALLOWED_MODULES:
+                    return (f"import of {alias.name!r} is not allowed (scripts may import only {allowed})",
+                            node.lineno)
+        elif isinstance(node, ast.ImportFrom):
+            module = "." * node.level + (node.module or "")
+            if node.level or module not in ALLOWED_MODULES:
+                return f"import from {module!r} is not allowed (scripts may import only {allowed})", node.lineno
+            for alias in node.names:
+                if alias.name == "*" or alias.name.startswith("_") or alias.name in ALLOWED_MODULES[module]:
+                    return f"import of {module}.{alias.name} is not allowed", node.lineno
+    return None
+
+
 def _code_to_check(process: etree._Element) -> Iterator[tuple[etree._Element, str, str, int | None]]:
     """Yield (element, kind, source, line) for every expression and script in the process."""
     for cond in process.iterfind(".//bpmn:conditionExpression", NS):
@@ -230,6 +432,14 @@ def catalogue_of(tree: etree._ElementTree, filename: str) -> Catalogue:
             at = line + (exc.line - 1) if (line and exc.line and kind == "script") else line
             raise _fail(f"{kind} {source.strip()[:80]!r} is not allowed: {exc.message}",
                         filename, owner, at) from None
+        # An import compiles; the environment refuses it only when the script runs, in a case.
+        refused = _check_imports(source) if kind == "script" else None
+        if refused is not None:
+            message, at = refused
+            raise _fail(f"script {source.strip()[:80]!r}: {message}", filename, owner,
+                        line + at - 1 if line else None)
+    for definition in process.iterfind(".//bpmn:timerEventDefinition", NS):
+        _check_timer(timers[definition.getparent().get("id")], definition.getparent(), filename)
     return Catalogue(
         process_id=process.get("id"), name=process.get("name") or process.get("id"),
         documentation=_text(process.find("bpmn:documentation", NS)),
@@ -263,5 +473,14 @@ def parse_process(source: bytes, filename: str) -> ParsedProcess:
         raise ProcessDefinitionError(message, filename=filename, element_id=element,
                                      line=int(line) if line else None) from None
     except SpiffWorkflowException as exc:
-        raise ProcessDefinitionError(str(exc), filename=filename) from None
+        spec = getattr(exc, "task_spec", None)
+        element = getattr(spec, "bpmn_id", None) or getattr(spec, "name", None)
+        found = tree.getroot().xpath("//*[@id=$id]", id=element) if element else []
+        raise ProcessDefinitionError(str(exc), filename=filename, element_id=element if found else None,
+                                     line=found[0].sourceline if found else None) from None
+    except ProcessDefinitionError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the file is untrusted: whatever the library trips over refuses it
+        raise ProcessDefinitionError(f"the file cannot be read as a process ({type(exc).__name__}: {exc})",
+                                     filename=filename) from None
     return ParsedProcess(catalogue=catalogue, spec=spec, subprocess_specs=subprocess_specs)

@@ -197,7 +197,9 @@ class Instance:
             self.workflow.do_engine_steps()
             self.workflow.refresh_timers()
             self.workflow.do_engine_steps()
-        except SpiffWorkflowException as exc:
+            # A due time the store could not read is refused here, with the step that made it.
+            self.waiting_timers()
+        except Exception as exc:  # noqa: BLE001 - see _script_error
             raise _script_error(exc) from exc
 
     def complete(self, task_id: str, data: dict[str, Any]) -> None:
@@ -211,10 +213,10 @@ class Instance:
                 f"task '{task.task_spec.bpmn_name or task.task_spec.name}' is "
                 f"{TaskState.get_name(task.state).lower()}, no longer ready")
         # Replace values rather than share nested objects with other tasks' data (ENGINE_NOTES).
-        task.data.update(copy.deepcopy(data))
         try:
+            task.data.update(copy.deepcopy(data))
             task.run()
-        except SpiffWorkflowException as exc:
+        except Exception as exc:  # noqa: BLE001 - see _script_error
             raise _script_error(exc) from exc
         self.run()
 
@@ -223,15 +225,50 @@ class Instance:
         return self.engine._serializer.serialize_json(self.workflow)
 
 
-def _script_error(exc: SpiffWorkflowException) -> ScriptError:
+def _failing_task(exc: BaseException) -> Any:
+    """The engine task a failure happened in: the one SpiffWorkflow names, else the innermost task that
+    the failing code was working on (its timer parsing raises plain ValueError, TypeError...)."""
     task = getattr(exc, "task", None)
+    if task is not None:
+        return task
+    tb = exc.__traceback__
+    while tb is not None:
+        candidate = tb.tb_frame.f_locals.get("my_task")
+        if candidate is not None and hasattr(candidate, "task_spec"):
+            task = candidate
+        tb = tb.tb_next
+    return task
+
+
+def _script_error(exc: BaseException) -> ScriptError:
+    """Turn any failure while the engine ran into a ScriptError naming the element.
+
+    Beyond its own exceptions, SpiffWorkflow lets through whatever a timer's value makes its parsing
+    raise (ValueError for 'not a date', OverflowError for P99999999D, AttributeError for 1e308, bare
+    Exception('Invalid duration'), IndexError, TypeError): each means the instance cannot go on, and the
+    caller discards it, exactly as for a failing script."""
+    task = _failing_task(exc)
     element = task.task_spec.name if task is not None else None
-    # SpiffWorkflow raises its wrapper inside an except block: the real reason is the context.
-    cause = exc.__cause__ or exc.__context__ or getattr(exc, "error", None)
-    detail = str(exc)
-    if cause is not None:
-        detail = f"{detail}: {type(cause).__name__}: {cause}" if str(cause) else f"{detail}: {type(cause).__name__}"
-    return ScriptError(detail, element_id=element)
+    if isinstance(exc, SpiffWorkflowException):
+        # SpiffWorkflow raises its wrapper inside an except block: the real reason is the context.
+        cause = exc.__cause__ or exc.__context__ or getattr(exc, "error", None)
+        detail = str(exc)
+        if cause is not None:
+            detail = f"{detail}: {type(cause).__name__}: {cause}" if str(cause) else f"{detail}: {type(cause).__name__}"
+        return ScriptError(detail, element_id=element)
+    reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    event = getattr(getattr(task, "task_spec", None), "event_definition", None)
+    if isinstance(event, TimerEventDefinition):
+        value = task._get_internal_data("event_value")
+        shown = f" {value!r}" if value is not None else ""
+        return ScriptError(f"the timer's expression {event.expression!r} gave a value{shown} that is not a usable "
+                           f"{_TIMER_WORDS.get(type(event).__name__, 'time')}: {reason}", element_id=element)
+    return ScriptError(f"the process failed: {reason}", element_id=element)
+
+
+_TIMER_WORDS = {"TimeDateEventDefinition": "ISO-8601 date and time with a UTC offset",
+                "DurationTimerEventDefinition": "ISO-8601 duration",
+                "CycleTimerEventDefinition": "ISO-8601 cycle R[n]/[start/]period"}
 
 
 class Engine:
@@ -289,9 +326,12 @@ class Engine:
     # -- instances -------------------------------------------------------------------------
     def start(self, definition: ProcessDefinition, data: dict[str, Any]) -> Instance:
         """Start an instance with ``data`` as its initial variables and run to the first wait."""
-        workflow = BpmnWorkflow(definition.spec, definition.subprocess_specs, script_engine=self.script_engine)
-        start = workflow.get_tasks(state=TaskState.READY)[0]
-        start.data.update(copy.deepcopy(data))
+        try:
+            workflow = BpmnWorkflow(definition.spec, definition.subprocess_specs, script_engine=self.script_engine)
+            start = workflow.get_tasks(state=TaskState.READY)[0]
+            start.data.update(copy.deepcopy(data))
+        except Exception as exc:  # noqa: BLE001 - start data that cannot be copied, a spec without a start
+            raise _script_error(exc) from exc
         instance = Instance(self, definition, workflow)
         instance.run()
         return instance

@@ -26,7 +26,7 @@ class ProcessVersion(db.Model):  # type: ignore[name-defined,misc]
     name: Mapped[str] = mapped_column(String(200))  # the process's human name
     filename: Mapped[str] = mapped_column(String(300))  # the file it was deployed from
     sha256: Mapped[str] = mapped_column(String(64))  # of the BPMN source; equal to the latest = nothing to deploy
-    bpmn_source: Mapped[str] = deferred(mapped_column(Text))  # the BPMN XML exactly as deployed
+    bpmn_source: Mapped[str] = deferred(mapped_column(Text))  # the BPMN XML as deployed, decoded by its BOM/declaration
     spec_json: Mapped[str] = deferred(mapped_column(Text))  # serialized specs + catalogue, restored per process
     catalogue: Mapped[dict[str, Any]] = mapped_column(JSONData)  # human tasks, timers, lanes
     deployed_at: Mapped[datetime] = mapped_column(UTCDateTime)  # when it was deployed

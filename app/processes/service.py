@@ -5,14 +5,20 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from flask import current_app
 from sqlalchemy import func, select
 
 from app.auth import Actor
-from app.engine import ProcessDefinition, ProcessDefinitionError, get_engine, now
-from app.errors import NotFoundError, PermissionDeniedError
+from app.engine import Catalogue, ProcessDefinition, ProcessDefinitionError, get_engine, now
+from app.engine.parser import element_line, source_text
+from app.errors import InvalidDataError, NotFoundError, PermissionDeniedError
 from app.extensions import db
+from app.forms import FormRegistry
 from app.processes.models import ProcessVersion
+from app.tasks.models import WorkItem
+from app.timers.models import Timer
 
 MAX_BPMN_BYTES = 2_000_000
 
@@ -35,6 +41,7 @@ class Deployment:
 class _Checked:
     filename: str
     source: bytes
+    text: str
     sha256: str
     definition: ProcessDefinition
 
@@ -44,16 +51,73 @@ def case_prefix(process_id: str) -> str:
     return CASE_PREFIXES.get(process_id) or "".join(w[0] for w in process_id.split("_") if w).upper()[:4]
 
 
+def _limit(column: Any) -> int:
+    """The length of a string column: what the catalogue's values must fit into."""
+    length = getattr(column.type, "length", None)
+    if not isinstance(length, int):
+        raise TypeError(f"column {column} has no length")
+    return length
+
+
+def _too_long(what: str, value: str | None, column: Any, *, source: bytes, filename: str,
+              element_id: str | None, where: str = "") -> None:
+    """Refuse a value that would not fit its column, naming the element and its line."""
+    limit = _limit(column)
+    if value is not None and len(value) > limit:
+        raise ProcessDefinitionError(
+            f"the {what} {value[:40]!r}... is {len(value)} characters long{where}; at most {limit} are allowed",
+            filename=filename, element_id=element_id,
+            line=element_line(source, element_id) if element_id else None)
+
+
+def _check_catalogue(catalogue: Catalogue, *, source: bytes, filename: str, forms: FormRegistry) -> None:
+    """Refuse what the parser accepts but a case could not store: values longer than their columns, forms
+    that do not exist. Checked at deploy so that no case of the file ever fails on them."""
+    def check(what: str, value: str | None, column: Any, element_id: str | None, where: str = "") -> None:
+        _too_long(what, value, column, source=source, filename=filename, element_id=element_id, where=where)
+
+    check("process id", catalogue.process_id, ProcessVersion.__table__.c.process_id, catalogue.process_id)
+    check("process name", catalogue.name, ProcessVersion.__table__.c.name, catalogue.process_id)
+    items = WorkItem.__table__.c
+    for task in catalogue.human_tasks.values():
+        check("task id", task.id, items.task_spec, task.id)
+        check("task name", task.name, items.name, task.id)
+        check("role", task.role, items.role, task.id, " (from camunda:candidateGroups or the task's lane)")
+        check("formKey", task.form_key, items.form_key, task.id)
+        if task.form_key and task.form_key not in forms:
+            known = ", ".join(forms.keys()) or "none"
+            raise ProcessDefinitionError(
+                f"camunda:formKey '{task.form_key}' names no record form (loaded forms: {known})",
+                filename=filename, element_id=task.id, line=element_line(source, task.id))
+    timers = Timer.__table__.c
+    for timer in catalogue.timers.values():
+        check("timer id", timer.id, timers.task_spec, timer.id)
+        check("timer name", timer.name, timers.name, timer.id)
+        check("timer kind", timer.kind, timers.kind, timer.id)
+
+
+def _forms() -> FormRegistry:
+    """The record forms the app loaded at start-up: a user task's formKey must name one of them."""
+    registry: FormRegistry = current_app.extensions["servicecase.forms"]
+    return registry
+
+
 def _check(source: bytes, filename: str) -> _Checked:
     if len(source) > MAX_BPMN_BYTES:
         raise ProcessDefinitionError(f"the file is larger than {MAX_BPMN_BYTES} bytes", filename=filename)
+    name = Path(filename).name
+    _too_long("file name", name, ProcessVersion.__table__.c.filename, source=source, filename=filename,
+              element_id=None)
     definition = get_engine().parse(source, filename)
-    stem = Path(filename).name.removesuffix(".bpmn")
+    stem = name.removesuffix(".bpmn")
     if stem != definition.process_id:
         raise ProcessDefinitionError(
             f"the process id '{definition.process_id}' must equal the file name '{stem}'",
-            filename=filename, element_id=definition.process_id)
-    return _Checked(filename, source, hashlib.sha256(source).hexdigest(), definition)
+            filename=filename, element_id=definition.process_id, line=element_line(source, definition.process_id))
+    _check_catalogue(definition.catalogue, source=source, filename=filename, forms=_forms())
+    # Stored as text in the file's own encoding (its declaration stays); the hash is over the bytes.
+    text = source_text(source, filename)
+    return _Checked(filename, source, text, hashlib.sha256(source).hexdigest(), definition)
 
 
 def _store(checked: _Checked, *, actor: Actor, note: str) -> Deployment:
@@ -64,7 +128,7 @@ def _store(checked: _Checked, *, actor: Actor, note: str) -> Deployment:
     version = ProcessVersion(
         process_id=process_id, version=(latest.version + 1) if latest else 1,
         name=checked.definition.catalogue.name, filename=Path(checked.filename).name, sha256=checked.sha256,
-        bpmn_source=checked.source.decode("utf-8"), spec_json=get_engine().dump_definition(checked.definition),
+        bpmn_source=checked.text, spec_json=get_engine().dump_definition(checked.definition),
         catalogue=checked.definition.catalogue.to_dict(), deployed_at=now(), deployed_by=actor.username,
         previous_id=latest.id if latest else None, note=note,
     )
@@ -75,7 +139,19 @@ def _store(checked: _Checked, *, actor: Actor, note: str) -> Deployment:
     # because app.timers imports app.cases, which imports this module.
     from app.timers.schedules import sync_schedule
 
-    sync_schedule(version)
+    try:
+        sync_schedule(version)
+    except ProcessDefinitionError as exc:
+        if exc.line or not exc.element_id:
+            raise
+        raise ProcessDefinitionError(exc.message, filename=checked.filename, element_id=exc.element_id,
+                                     line=element_line(checked.source, exc.element_id)) from None
+    except (ArithmeticError, ValueError) as exc:  # a cycle that reads but cannot be computed (P99999999999Y)
+        timer = checked.definition.catalogue.start_timer
+        element = timer.id if timer else None
+        raise ProcessDefinitionError(
+            f"the timer start event's cycle cannot be scheduled: {exc}", filename=checked.filename,
+            element_id=element, line=element_line(checked.source, element) if element else None) from None
     return Deployment(version, created=True)
 
 
@@ -83,6 +159,13 @@ def deploy_sources(sources: list[tuple[str, bytes]], *, actor: Actor, note: str 
     """Deploy several files all or nothing: every file is checked before any is stored."""
     if not actor.has_role("admin", "system"):
         raise PermissionDeniedError("only admins deploy process versions")
+    errors = {field: [f"is {len(value)} characters long; at most {_limit(column)} are allowed"]
+              for field, value, column in (("note", note, ProcessVersion.__table__.c.note),
+                                           ("deployed by", actor.username, ProcessVersion.__table__.c.deployed_by))
+              if len(value) > _limit(column)}
+    if errors:
+        raise InvalidDataError("; ".join(f"the deployment's {field} {problem[0]}" for field, problem in errors.items()),
+                               errors=errors)
     checked = [_check(source, filename) for filename, source in sources]
     ids = [c.definition.process_id for c in checked]
     duplicated = {i for i in ids if ids.count(i) > 1}
@@ -102,7 +185,13 @@ def deploy_path(path: Path, *, actor: Actor, note: str = "") -> list[Deployment]
         files = [path]
     else:
         raise ProcessDefinitionError("no such file or directory", filename=str(path))
-    return deploy_sources([(str(f), f.read_bytes()) for f in files], actor=actor, note=note)
+    sources = []
+    for file in files:
+        try:
+            sources.append((str(file), file.read_bytes()))
+        except OSError as exc:  # unreadable, or a directory named *.bpmn
+            raise ProcessDefinitionError(f"cannot be read: {exc.strerror or exc}", filename=str(file)) from None
+    return deploy_sources(sources, actor=actor, note=note)
 
 
 def latest_version(process_id: str) -> ProcessVersion | None:

@@ -10,7 +10,7 @@ import pytest
 from lxml import etree
 
 from app.engine import Catalogue, ProcessDefinitionError
-from app.engine.parser import ParsedProcess, parse_process
+from app.engine.parser import ParsedProcess, parse_process, source_text
 
 ROOT = Path(__file__).resolve().parents[2]
 FAULT = ROOT / "workflows" / "fault_handling.bpmn"
@@ -159,6 +159,32 @@ REFUSED = {
     "two executable processes": (ONE_TASK, _replace(
         "</bpmn:process>", '</bpmn:process>\n  <bpmn:process id="second" isExecutable="true">'
         '<bpmn:startEvent id="s2"/></bpmn:process>'), "exactly one executable process", None, None),
+    **{f"constant {tag} {value}": (
+        ONE_TASK, _replace("<bpmn:timeDate>add_duration(reported_at, 'PT24H')</bpmn:timeDate>",
+                           f"<bpmn:{tag}>{value}</bpmn:{tag}>"),
+        f"the timer's {tag} {value} is not usable", "answer_deadline",
+        lambda text, tag=tag: _line(text, f"<bpmn:{tag}>"))
+       for tag in ("timeDate", "timeDuration", "timeCycle") for value in ("'not a date'", "'P99999999D'", "1e308")},
+    "constant timeDate without an offset": (
+        ONE_TASK, _replace("add_duration(reported_at, 'PT24H')", "'2026-03-02T08:00:00'"), "no UTC offset",
+        "answer_deadline", lambda text: _line(text, "'2026-03-02T08:00:00'")),
+    "constant timeCycle with a zero period": (
+        ONE_TASK, _replace("<bpmn:timeDate>add_duration(reported_at, 'PT24H')</bpmn:timeDate>",
+                           "<bpmn:timeCycle>'R3/PT0S'</bpmn:timeCycle>"), "zero period", "answer_deadline",
+        lambda text: _line(text, "'R3/PT0S'")),
+    "import os in a script": (RUNTIME_FAILURE, _replace("d = {'present': 1}", "d = {'present': 1}\nimport os"),
+                              "import of 'os' is not allowed", "prepare", lambda text: _line(text, "import os")),
+    "import os.path in a script": (RUNTIME_FAILURE, _replace("d = {'present': 1}", "import math, os.path"),
+                                   "import of 'os.path' is not allowed", "prepare",
+                                   lambda text: _line(text, "import math")),
+    "from subprocess import run": (
+        RUNTIME_FAILURE, _replace("d = {'present': 1}", "d = {'present': 1}\nif d:\n    from subprocess import run"),
+        "import from 'subprocess' is not allowed", "prepare", lambda text: _line(text, "from subprocess")),
+    "from decimal import getcontext": (
+        RUNTIME_FAILURE, _replace("d = {'present': 1}", "from decimal import Decimal, getcontext"),
+        "decimal.getcontext is not allowed", "prepare", lambda text: _line(text, "from decimal")),
+    "an encoding nobody knows": (ONE_TASK, _replace('encoding="UTF-8"', 'encoding="x-no-such-encoding"'),
+                                 "Unsupported encoding", None, lambda text: 1),
     "external entity": (ONE_TASK, lambda text: text.replace('<?xml version="1.0" encoding="UTF-8"?>', _XXE)
                         .replace('isExecutable="true">', 'isExecutable="true">\n    '
                                  "<bpmn:documentation>&secret;</bpmn:documentation>"), "entit", None, None),
@@ -198,3 +224,66 @@ def test_code_that_only_fails_when_it_runs_passes_the_deploy_check() -> None:
     for condition in ("d['missing'] == 1", "getattr(d, '__class__') is None"):
         text = RUNTIME_FAILURE.read_text().replace("d['missing'] == 1", condition)
         assert parse_process(text.encode(), RUNTIME_FAILURE.name).catalogue.process_id == "runtime_failure"
+
+
+# -- constant timer values are checked at deploy; sound ones pass ------------------------------------------
+@pytest.mark.parametrize("tag,value", [
+    ("timeDuration", '"PT24H"'), ("timeDuration", "'P1M'"), ("timeDuration", "'P1DT12H'"),
+    ("timeDate", "'2026-03-02T08:00:00+00:00'"), ("timeDate", "'2026-03-02T16:00:00Z'"),
+    ("timeCycle", "'R3/PT1H'"), ("timeCycle", "'R/2026-01-01T00:00:00+08:00/P1D'"),
+    # Not constants: only the running case knows their value (tests/engine/test_runtime.py).
+    ("timeDate", "reported_at"), ("timeDuration", "'P' + str(days) + 'D'"),
+])
+def test_a_sound_or_computed_timer_expression_deploys(tag: str, value: str) -> None:
+    text = ONE_TASK.read_text().replace("<bpmn:timeDate>add_duration(reported_at, 'PT24H')</bpmn:timeDate>",
+                                        f"<bpmn:{tag}>{value}</bpmn:{tag}>")
+    timer = parse_process(text.encode(), ONE_TASK.name).catalogue.timers["answer_deadline"]
+    assert timer.expression == value
+
+
+@pytest.mark.parametrize("script", ["import math\nx = math.floor(2.5)", "from decimal import Decimal\nx = 1",
+                                    "import re, statistics\nx = 1"])
+def test_imports_of_allowed_modules_deploy(script: str) -> None:
+    text = RUNTIME_FAILURE.read_text().replace("d = {'present': 1}", script + "\nd = {'present': 1}")
+    assert parse_process(text.encode(), RUNTIME_FAILURE.name).catalogue.process_id == "runtime_failure"
+
+
+# -- encodings ----------------------------------------------------------------------------------------------
+NAMED = 'name="Größe prüfen – Ärger vermeiden"'
+
+
+def _declared(encoding: str | None) -> str:
+    text = ONE_TASK.read_text().replace('name="Answer the question"', NAMED.replace(" – ", " - "))
+    if encoding is None:
+        return text.split("\n", 1)[1]
+    return text.replace('encoding="UTF-8"', f'encoding="{encoding}"')
+
+
+@pytest.mark.parametrize("declared,codec", [
+    ("UTF-16", "utf-16"), ("UTF-16LE", "utf-16-le"), ("ISO-8859-1", "latin-1"), ("windows-1252", "cp1252"),
+    ("UTF-8", "utf-8-sig"), (None, "utf-16"), (None, "utf-8-sig"),
+], ids=["UTF-16 with BOM", "UTF-16LE", "Latin-1", "windows-1252", "UTF-8 with BOM", "UTF-16 BOM, no declaration",
+        "UTF-8 BOM, no declaration"])
+def test_a_file_in_its_declared_encoding_is_read_by_its_declaration(declared: str | None, codec: str) -> None:
+    text = _declared(declared)
+    source = text.encode(codec)
+    assert source != text.encode("utf-8")
+    parsed = parse_process(source, ONE_TASK.name)
+    assert parsed.catalogue.human_tasks["answer"].name == "Größe prüfen - Ärger vermeiden"
+    assert source_text(source, ONE_TASK.name) == text  # the stored text: decoded, without the BOM
+
+
+def test_latin_1_bytes_under_a_utf_8_declaration_are_refused_with_the_line() -> None:
+    text = _declared("UTF-8")
+    with pytest.raises(ProcessDefinitionError) as caught:
+        parse_process(text.encode("latin-1"), ONE_TASK.name)
+    assert caught.value.line == _line(text, "Größe")
+    assert "read as UTF-8" in caught.value.message and "encoding=" in caught.value.message
+
+
+def test_bytes_that_do_not_fit_a_declared_single_byte_encoding_are_refused() -> None:
+    # 0x81 is unassigned in windows-1252: libxml2 refuses it before Python would.
+    source = _declared("windows-1252").encode("cp1252").replace(b"Gr\xf6\xdfe", b"Gr\x81e")
+    with pytest.raises(ProcessDefinitionError) as caught:
+        parse_process(source, ONE_TASK.name)
+    assert caught.value.filename == ONE_TASK.name and caught.value.line == 11

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 import shutil
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -11,14 +15,19 @@ from typing import Any
 import pytest
 from click.testing import Result
 from flask import Flask
-from sqlalchemy import select
+from rq import SimpleWorker
+from sqlalchemy import func, select
 
+from app.audit.models import CaseEvent
 from app.auth import demo_actor
 from app.cases.models import Case
 from app.cases.service import open_case
-from app.extensions import db
+from app.extensions import db, redis_connection, timer_queue
 from app.processes.models import ProcessVersion
+from app.tasks.models import WorkItem
 from app.tasks.service import complete_work_item, list_work_items
+from app.timers.models import Timer
+from app.timers.scheduling import enqueue_fire_job
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / "workflows"
@@ -233,3 +242,300 @@ def test_a_case_stays_pinned_to_its_version_after_a_new_one(ctx: Flask, tmp_path
     assert case.process_version.version == 1
     (next_item,), _ = list_work_items(case_id=old_id)
     assert next_item.task_spec == "quote_maintenance_cost"  # no equipment, so no warranty: a quote
+
+
+# -- what deploys must run: values that would not fit their columns ------------------------------------
+def _limit(column: Any) -> int:
+    return int(column.type.length)
+
+
+TASK_NAME = _limit(WorkItem.__table__.c.name)
+TASK_ID = _limit(WorkItem.__table__.c.task_spec)
+ROLE = _limit(WorkItem.__table__.c.role)
+FORM_KEY = _limit(WorkItem.__table__.c.form_key)
+TIMER_NAME = _limit(Timer.__table__.c.name)
+TIMER_ID = _limit(Timer.__table__.c.task_spec)
+PROCESS_ID = _limit(ProcessVersion.__table__.c.process_id)
+PROCESS_NAME = _limit(ProcessVersion.__table__.c.name)
+
+
+def _swap(old: str, new: str) -> Any:
+    def change(text: str) -> str:
+        assert old in text
+        return text.replace(old, new)
+    return change
+
+
+def _lane_role(role: str) -> Any:
+    def change(text: str) -> str:
+        text = text.replace(' camunda:candidateGroups="agent"', "")
+        return text.replace('<bpmn:startEvent id="start" name="Start"/>',
+                            f'<bpmn:laneSet id="lanes"><bpmn:lane id="lane_{role}" name="Somebody">'
+                            "<bpmn:flowNodeRef>answer</bpmn:flowNodeRef></bpmn:lane></bpmn:laneSet>\n"
+                            '    <bpmn:startEvent id="start" name="Start"/>')
+    return change
+
+
+def _timer_value(tag: str, value: str) -> Any:
+    return _swap("<bpmn:timeDate>add_duration(reported_at, 'PT24H')</bpmn:timeDate>",
+                 f"<bpmn:{tag}>{value}</bpmn:{tag}>")
+
+
+LONG = {
+    # name: (change to one_task.bpmn, message part, element, start tag of the element)
+    "task name": (_swap('name="Answer the question"', f'name="{"n" * (TASK_NAME + 1)}"'),
+                  f"at most {TASK_NAME}", "answer", '<bpmn:userTask id="answer"'),
+    "timer name": (_swap('name="Answer within 24 h"', f'name="{"n" * (TIMER_NAME + 1)}"'),
+                   f"at most {TIMER_NAME}", "answer_deadline", '<bpmn:boundaryEvent id="answer_deadline"'),
+    "role": (_swap('camunda:candidateGroups="agent"', f'camunda:candidateGroups="{"r" * (ROLE + 1)}"'),
+             f"at most {ROLE}", "answer", '<bpmn:userTask id="answer"'),
+    "role from a lane": (_lane_role("r" * (ROLE + 1)), f"at most {ROLE}", "answer", '<bpmn:userTask id="answer"'),
+    "task id": (_swap('"answer"', f'"{"a" * (TASK_ID + 1)}"'), f"at most {TASK_ID}", "a" * (TASK_ID + 1),
+                f'<bpmn:userTask id="{"a" * (TASK_ID + 1)}"'),
+    "timer id": (_swap('"answer_deadline"', f'"{"t" * (TIMER_ID + 1)}"'), f"at most {TIMER_ID}",
+                 "t" * (TIMER_ID + 1), f'<bpmn:boundaryEvent id="{"t" * (TIMER_ID + 1)}"'),
+    "formKey": (_swap('camunda:formKey="escalation_review"', f'camunda:formKey="{"f" * (FORM_KEY + 1)}"'),
+                f"at most {FORM_KEY}", "answer", '<bpmn:userTask id="answer"'),
+    "process name": (_swap('name="One task"', f'name="{"p" * 300}"'), f"at most {PROCESS_NAME}", "one_task",
+                     '<bpmn:process id="one_task"'),
+    "formKey of no form": (_swap('camunda:formKey="escalation_review"', 'camunda:formKey="no_such_form"'),
+                           "names no record form", "answer", '<bpmn:userTask id="answer"'),
+    **{f"constant {tag} {value}": (_timer_value(tag, value), "is not usable", "answer_deadline", f"<bpmn:{tag}>")
+       for tag in ("timeDate", "timeDuration", "timeCycle") for value in ("'not a date'", "'P99999999D'", "1e308")},
+    "import os in a script": (
+        _swap('<bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="answer"/>',
+              '<bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="prep"/>\n'
+              '    <bpmn:scriptTask id="prep" scriptFormat="python"><bpmn:script>x = 1\n'
+              "import os</bpmn:script></bpmn:scriptTask>\n"
+              '    <bpmn:sequenceFlow id="f0" sourceRef="prep" targetRef="answer"/>'),
+        "import of 'os' is not allowed", "prep", "import os"),
+}
+
+
+@pytest.mark.parametrize("change,message,element,tag", LONG.values(), ids=list(LONG))
+def test_a_value_no_case_could_use_is_refused_at_deploy(ctx: Flask, tmp_path: Path, change: Any, message: str,
+                                                        element: str, tag: str) -> None:
+    shutil.copy(FAULT, tmp_path / FAULT.name)  # a valid file next to it deploys neither
+    text = change(ONE_TASK.read_text())
+    (tmp_path / ONE_TASK.name).write_text(text)
+    assert versions() == []
+    result = deploy(ctx, tmp_path)
+    _expect_refused(result, ONE_TASK.name, message, element, tag_lines(text, tag))
+    assert "Traceback" not in result.output
+    assert versions() == []
+
+
+def test_a_process_id_longer_than_its_column_is_refused(ctx: Flask, tmp_path: Path) -> None:
+    long_id = "p" * (PROCESS_ID + 50)
+    text = ONE_TASK.read_text().replace('"one_task"', f'"{long_id}"')
+    path = tmp_path / f"{long_id}.bpmn"
+    path.write_text(text)
+    result = deploy(ctx, path)
+    _expect_refused(result, path.name, f"at most {PROCESS_ID}", long_id,
+                    tag_lines(text, f'<bpmn:process id="{long_id}"'))
+    assert versions() == []
+
+
+def test_values_exactly_at_their_limits_deploy_and_a_case_runs_on_them(ctx: Flask, tmp_path: Path,
+                                                                       clock: Any) -> None:
+    # The limits are the columns' own: at the limit the row stores (PostgreSQL would refuse one more).
+    task_id, timer_id, role = "a" * TASK_ID, "t" * TIMER_ID, "r" * ROLE
+    text = (ONE_TASK.read_text().replace('"answer_deadline"', f'"{timer_id}"').replace('"answer"', f'"{task_id}"')
+            .replace('name="Answer the question"', f'name="{"n" * TASK_NAME}"')
+            .replace('name="Answer within 24 h"', f'name="{"m" * TIMER_NAME}"')
+            .replace('name="One task"', f'name="{"p" * PROCESS_NAME}"')
+            .replace('camunda:candidateGroups="agent"', f'camunda:candidateGroups="{role}"'))
+    (tmp_path / ONE_TASK.name).write_text(text)
+    result = deploy(ctx, tmp_path / ONE_TASK.name)
+    assert result.exit_code == 0, result.output
+    case = open_case(actor=demo_actor("alice"), process_id="one_task", reported_at=clock.now(), channel="phone",
+                     description="at the limits")
+    db.session.commit()
+    (item,), _ = list_work_items(case_id=case.id)
+    assert (item.task_spec, item.name, item.role) == (task_id, "n" * TASK_NAME, role)
+    timer = db.session.scalars(select(Timer).where(Timer.case_id == case.id)).one()
+    assert (timer.task_spec, timer.name) == (timer_id, "m" * TIMER_NAME)
+    assert versions()[0].name == "p" * PROCESS_NAME
+
+
+@pytest.mark.parametrize("cycle,message", [
+    # A cycle SpiffWorkflow reads, but a schedule needs a start date: refused by the schedule reader.
+    ("'R3/PT1H'", "must have three parts"),
+    # Reads as a cycle, but no calendar can compute it.
+    ("'R/2026-01-01T00:00:00+00:00/P99999999999Y'", "cannot be scheduled"),
+])
+def test_a_timer_start_cycle_the_schedule_cannot_use_is_refused_with_its_line(ctx: Flask, tmp_path: Path,
+                                                                               cycle: str, message: str) -> None:
+    text = ONE_TASK.read_text().replace(
+        '<bpmn:startEvent id="start" name="Start"/>',
+        '<bpmn:startEvent id="start" name="Hourly">\n      <bpmn:timerEventDefinition id="hourly">'
+        f"<bpmn:timeCycle>{cycle}</bpmn:timeCycle></bpmn:timerEventDefinition></bpmn:startEvent>")
+    (tmp_path / ONE_TASK.name).write_text(text)
+    result = deploy(ctx, tmp_path / ONE_TASK.name)
+    _expect_refused(result, ONE_TASK.name, message, "start", tag_lines(text, '<bpmn:startEvent id="start"'))
+    assert "Traceback" not in result.output and result.exception is not None
+    assert isinstance(result.exception, SystemExit)
+    assert versions() == []
+
+
+# -- encodings --------------------------------------------------------------------------------------
+GERMAN = "Frage beantworten – Größe, Maß, Ärger"
+
+
+@pytest.mark.parametrize("declared,codec", [("UTF-16", "utf-16"), ("ISO-8859-1", "latin-1")])
+def test_a_file_in_utf_16_or_latin_1_deploys_by_its_declaration_and_a_case_runs(
+        ctx: Flask, tmp_path: Path, clock: Any, declared: str, codec: str) -> None:
+    name = GERMAN if codec == "utf-16" else GERMAN.replace("–", "-")  # Latin-1 has no en dash
+    text = (ONE_TASK.read_text().replace('encoding="UTF-8"', f'encoding="{declared}"')
+            .replace('name="Answer the question"', f'name="{name}"'))
+    source = text.encode(codec)
+    (tmp_path / ONE_TASK.name).write_bytes(source)
+    result = deploy(ctx, tmp_path / ONE_TASK.name)
+    assert result.exit_code == 0, result.output
+    (version,) = versions()
+    assert version.bpmn_source == text  # correct text, declaration kept
+    assert version.sha256 == hashlib.sha256(source).hexdigest()  # of the bytes as deployed
+    case = open_case(actor=demo_actor("alice"), process_id="one_task", reported_at=clock.now(), channel="phone",
+                     description="encoded")
+    db.session.commit()
+    (item,), _ = list_work_items(case_id=case.id)
+    assert item.name == name
+
+
+def test_latin_1_bytes_under_a_utf_8_declaration_are_refused_with_the_line(ctx: Flask, tmp_path: Path) -> None:
+    text = ONE_TASK.read_text().replace('name="Answer the question"', 'name="Größe"')
+    (tmp_path / ONE_TASK.name).write_bytes(text.encode("latin-1"))
+    result = deploy(ctx, tmp_path / ONE_TASK.name)
+    _expect_refused(result, ONE_TASK.name, "read as UTF-8", None, {line_of(text, "Größe")})
+    assert "Traceback" not in result.output and versions() == []
+
+
+# -- the command line -------------------------------------------------------------------------------
+def test_a_note_or_deployer_longer_than_its_column_is_refused(ctx: Flask) -> None:
+    note_limit = _limit(ProcessVersion.__table__.c.note)
+    by_limit = _limit(ProcessVersion.__table__.c.deployed_by)
+    result = deploy(ctx, ONE_TASK, "--note", "n" * (note_limit + 1))
+    assert result.exit_code != 0 and f"at most {note_limit}" in result.output and "note" in result.output
+    result = deploy(ctx, ONE_TASK, "--by", "b" * (by_limit + 1))
+    assert result.exit_code != 0 and f"at most {by_limit}" in result.output
+    assert versions() == []
+
+
+def test_an_unreadable_bpmn_path_is_refused_without_a_traceback(ctx: Flask, tmp_path: Path) -> None:
+    (tmp_path / "folder.bpmn").mkdir()  # matched by *.bpmn, but a directory
+    shutil.copy(ONE_TASK, tmp_path / ONE_TASK.name)
+    result = deploy(ctx, tmp_path)
+    assert result.exit_code != 0 and "folder.bpmn" in result.output and "cannot be read" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert versions() == []
+
+
+def test_setup_refuses_a_bad_workflows_directory_cleanly(ctx: Flask, tmp_path: Path) -> None:
+    text = _timer_value("timeDuration", "'P99999999D'")(ONE_TASK.read_text())
+    (tmp_path / ONE_TASK.name).write_text(text)
+    ctx.config["WORKFLOWS_DIR"] = str(tmp_path)
+    try:
+        result = ctx.test_cli_runner().invoke(args=["setup", "--no-demo"])
+    finally:
+        ctx.config["WORKFLOWS_DIR"] = str(WORKFLOWS)
+    _expect_refused(result, ONE_TASK.name, "longer than 10 years", "answer_deadline",
+                    tag_lines(text, "<bpmn:timeDuration>"))
+    assert versions() == []
+
+
+def test_the_real_command_refuses_a_bad_file_with_a_message_and_no_traceback(
+        app: Flask, database_url: str, tmp_path: Path) -> None:
+    text = _timer_value("timeDate", "'not a date'")(ONE_TASK.read_text())
+    path = tmp_path / ONE_TASK.name
+    path.write_text(text)
+    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": app.config["REDIS_URL"],
+           "SERVICECASE_ENV": "testing", "SERVICECASE_INSTANCE": str(tmp_path / "instance")}
+    done = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "processes", "deploy", str(path)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    output = done.stdout + done.stderr
+    assert done.returncode != 0, output
+    assert "Traceback" not in output
+    assert f"{path}:{line_of(text, 'not a date')} (element 'answer_deadline')" in output, output
+    assert "nothing deployed" in output
+    with app.app_context():
+        assert versions() == []
+
+
+# -- values only a running case knows: a clean 422 or a failed timer, never a 500 ---------------------
+TIMER_FROM_DATA = ROOT / "tests" / "data" / "deploy_timer_from_data.bpmn"
+REVIEW = {"escalation_action": "expedited", "escalation_note": "Called the engineer"}
+
+
+def _rows(model: Any) -> int:
+    db.session.rollback()
+    return db.session.scalar(select(func.count()).select_from(model)) or 0
+
+
+def _open_with(clock: Any, **data: Any) -> int:
+    case = open_case(actor=demo_actor("alice"), process_id="deploy_timer_from_data",
+                     reported_at=clock.now() - timedelta(hours=1), channel="phone", description="timers from data",
+                     data=data)
+    db.session.commit()
+    return case.id
+
+
+@pytest.mark.parametrize("description", ["not a date", "P99999999D", "9999-12-31T23:00:00-05:00"])
+def test_opening_a_case_whose_timer_value_is_unusable_answers_422_and_saves_nothing(
+        ctx: Flask, tmp_path: Path, clock: Any, description: str) -> None:
+    # The first deadline is the case's description here: whatever the caller typed reaches the timer.
+    text = TIMER_FROM_DATA.read_text().replace("<bpmn:timeDate>first_deadline</bpmn:timeDate>",
+                                               "<bpmn:timeDate>description</bpmn:timeDate>")
+    (tmp_path / TIMER_FROM_DATA.name).write_text(text)
+    assert deploy(ctx, tmp_path / TIMER_FROM_DATA.name).exit_code == 0
+    response = ctx.test_client().post("/api/cases", json={
+        "process": "deploy_timer_from_data", "reported_at": (clock.now() - timedelta(hours=1)).isoformat(),
+        "channel": "phone", "description": description})
+    assert response.status_code == 422, response.get_json()
+    body = response.get_json()
+    assert "first_deadline_event" in body["message"] and "not a usable" in body["message"]
+    assert (_rows(Case), _rows(WorkItem), _rows(Timer), _rows(CaseEvent)) == (0, 0, 0, 0)
+
+
+def test_completing_a_task_whose_next_timer_value_is_unusable_answers_422_and_saves_nothing(
+        ctx: Flask, clock: Any) -> None:
+    assert deploy(ctx, TIMER_FROM_DATA).exit_code == 0
+    case_id = _open_with(clock, first_deadline=(clock.now() + timedelta(hours=1)).isoformat(),
+                         second_deadline="P99999999D")
+    (item,), _ = list_work_items(case_id=case_id)
+    before = (db.session.get(Case, case_id).state_json, _rows(CaseEvent), _rows(WorkItem), _rows(Timer))
+    response = ctx.test_client().post(f"/api/tasks/{item.id}/complete", json={"data": REVIEW})
+    assert response.status_code == 422, response.get_json()
+    assert "second_deadline_event" in response.get_json()["message"]
+    db.session.rollback()
+    after = (db.session.get(Case, case_id).state_json, _rows(CaseEvent), _rows(WorkItem), _rows(Timer))
+    assert after == before
+    assert db.session.get(WorkItem, item.id).state == "ready"
+
+
+def test_a_timer_job_reaching_an_unusable_timer_value_marks_the_timer_failed(ctx: Flask, clock: Any) -> None:
+    assert deploy(ctx, TIMER_FROM_DATA).exit_code == 0
+    case_id = _open_with(clock, first_deadline=(clock.now() + timedelta(hours=1)).isoformat(), late_wait="soon")
+    timer = db.session.scalars(select(Timer).where(Timer.case_id == case_id)).one()
+    state = db.session.get(Case, case_id).state_json
+    clock.advance(timedelta(hours=2))
+    enqueue_fire_job(timer_queue(), timer.id)
+    SimpleWorker([timer_queue()], connection=redis_connection()).work(burst=True)  # the real job, in RQ
+    db.session.rollback()
+    timer = db.session.get(Timer, timer.id)
+    assert timer.state == "failed"
+    assert "late_wait_event" in (timer.last_error or "") and "Invalid duration" in (timer.last_error or "")
+    assert db.session.get(Case, case_id).state_json == state  # the firing was rolled back
+    assert db.session.scalar(select(func.count()).select_from(CaseEvent).where(
+        CaseEvent.case_id == case_id, CaseEvent.type == "timer_failed")) == 1
+
+
+def test_a_value_the_database_still_refuses_is_reported_without_a_traceback(
+        ctx: Flask, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Last line of defence: were a column's limit not checked, the database's refusal still ends cleanly.
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite does not enforce VARCHAR lengths")
+    monkeypatch.setattr(ProcessVersion.__table__.c.name.type, "length", 10_000)
+    (tmp_path / ONE_TASK.name).write_text(ONE_TASK.read_text().replace('name="One task"', f'name="{"p" * 300}"'))
+    result = deploy(ctx, tmp_path / ONE_TASK.name)
+    assert result.exit_code != 0 and "nothing deployed: the database refused" in result.output, result.output
+    assert "Traceback" not in result.output and versions() == []
