@@ -110,14 +110,14 @@ def iter_text_problems(value: Any, path: tuple[str, ...] = ()) -> Iterator[tuple
                 name = str(key)
                 problem = text_problem(name)
                 if problem:
-                    yield (*where, _printable(name)), f"this name {problem}"
+                    yield (*where, printable(name)), f"this name {problem}"
                     continue
                 stack.append((child, (*where, name)))
         elif isinstance(item, list | tuple):
             stack.extend((child, (*where, str(index))) for index, child in enumerate(item))
 
 
-def _printable(text: str) -> str:
+def printable(text: str) -> str:
     """A name safe to echo back in an error (NUL and surrogates escaped)."""
     return text.encode("unicode_escape", errors="backslashreplace").decode("ascii")
 

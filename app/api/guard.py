@@ -24,7 +24,7 @@ from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import UnsupportedMediaType
 
 from app.errors import InvalidDataError, ServiceError
-from app.inputs import SURROGATE_MESSAGE, iter_text_problems, nest_errors, text_problem
+from app.inputs import SURROGATE_MESSAGE, iter_text_problems, nest_errors, printable, text_problem
 
 MAX_DEPTH = 32  # no document of the API nests deeper than a handful of levels
 MAX_DIGITS = 100  # far beyond every field's range; Python itself refuses int text past 4,300 digits
@@ -96,7 +96,8 @@ def _is_json(mimetype: str) -> bool:
 
 def check_request() -> None:
     """The before-request check of every API blueprint (see the module docstring)."""
-    problems: list[tuple[tuple[str, ...], str]] = [((name,), f"this name {problem}") for name in request.args if (problem := text_problem(name))]
+    problems: list[tuple[tuple[str, ...], str]] = [
+        ((printable(name),), f"this name {problem}") for name in request.args if (problem := text_problem(name))]
     problems += [((name,), problem) for name, value in request.args.items(multi=True)
                  if (problem := text_problem(value))]
     problems += [((name,), problem) for name, value in (request.view_args or {}).items()

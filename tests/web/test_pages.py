@@ -224,7 +224,9 @@ def test_new_case_in_the_future_is_refused_at_the_field(seeded: Flask, client: F
     ("process", "no_such_process", "unknown process"),
     ("channel", "pigeon", "Must be one of"),
     ("equipment_id", "abc", "Choose equipment from the list."),
-    ("equipment_id", "99999999999999999999", "less than or equal"),
+    ("equipment_id", "99999999999999999999", "a whole number from 1 to 2147483647"),
+    ("equipment_id", "2147483648", "a whole number from 1 to 2147483647"),
+    ("equipment_id", "\u0661", "Choose equipment from the list."),  # an Arabic-Indic 1 is not an id
     ("equipment_id", "999", "does not exist"),
 ])
 def test_new_case_bad_choices_are_field_errors_not_500(seeded: Flask, client: FlaskClient, field: str,
