@@ -76,9 +76,6 @@ class IdConverter(BaseConverter):
     weight = 50  # as specific as werkzeug's int converter
     part_isolating = True
 
-    def __init__(self, map: Map) -> None:
-        super().__init__(map)
-
     def to_python(self, value: str) -> int:
         """The id, or a route mismatch (404) when it is out of range."""
         parsed = parse_id(value)

@@ -90,10 +90,6 @@ def parse_json_body(raw: bytes) -> Any:
     return data
 
 
-def _is_json(mimetype: str) -> bool:
-    return core.is_json(mimetype)
-
-
 def check_request() -> None:
     """The before-request check of every API blueprint (see the module docstring)."""
     problems: list[tuple[tuple[str, ...], str]] = [
@@ -111,7 +107,7 @@ def check_request() -> None:
     if request.method not in BODY_METHODS:
         return
     has_type = bool(request.headers.get("Content-Type"))
-    if has_type and not _is_json(request.mimetype):
+    if has_type and not core.is_json(request.mimetype):
         raise UnsupportedMediaType(f"send the request body as application/json, not {request.mimetype or '?'}")
     raw = request.get_data(cache=True)
     if not raw:
