@@ -11,13 +11,21 @@ from werkzeug.exceptions import HTTPException
 from app.api import common
 from app.engine import ProcessDefinitionError
 from app.errors import ServiceError
+from app.inputs import MAX_ID, IdConverter, install_id_converter
 
 
 class _Api(Api):
-    """flask-smorest's Api without its app-wide error handler: pages keep HTML errors."""
+    """flask-smorest's Api without its app-wide error handler (pages keep HTML errors), documenting
+    the API's own error shape ``{status, message, errors?}``."""
+
+    ERROR_SCHEMA = common.ErrorSchema
 
     def _register_error_handlers(self) -> None:
         return None
+
+
+def _id_parameter(converter: IdConverter) -> dict[str, object]:
+    return {"type": "integer", "minimum": 1, "maximum": MAX_ID}
 
 
 def register_api(app: Flask) -> None:
@@ -27,9 +35,11 @@ def register_api(app: Flask) -> None:
     from app.api.processes import blp as processes_blp
     from app.api.tasks import blp as tasks_blp
 
+    install_id_converter(app.url_map)
     api = _Api(app, spec_kwargs={"info": {"description": (
         "Cases, tasks and process versions of the after-sales service department. "
         "Errors are JSON: {status, message, errors?}.")}})
+    api.register_converter(IdConverter, _id_parameter)
     for blp in (cases_blp, tasks_blp, processes_blp, admin_blp):
         api.register_blueprint(blp)
     app.register_error_handler(ServiceError, common.handle_service_error)

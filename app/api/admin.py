@@ -6,10 +6,9 @@ from typing import Any
 
 from flask import current_app
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import fields, validate
 
-from app.api.common import current_actor
+from app.api.common import ApiBlueprint, current_actor
 from app.api.schemas import StrictSchema, TimerSchema
 from app.engine import now, parse_duration
 from app.errors import InvalidDataError, PermissionDeniedError
@@ -17,7 +16,7 @@ from app.extensions import db
 from app.timers import service as timers
 from app.timers import simulation
 
-blp = Blueprint("api_admin", __name__, url_prefix="/api/admin", description="Administration")
+blp = ApiBlueprint("api_admin", __name__, url_prefix="/api/admin", description="Administration")
 
 
 class AdminTimerSchema(TimerSchema):
@@ -71,6 +70,7 @@ class Timers(MethodView):
     """Pending timers and the timer queue."""
 
     @blp.response(200, TimersOverviewSchema)
+    @blp.errors(e403="Admins only")
     def get(self) -> dict[str, Any]:
         """Waiting and failed timers, queue depth, and failed jobs with their error."""
         _require_admin()
@@ -81,11 +81,12 @@ class Timers(MethodView):
                     for job in queue.failed_jobs], "redis_error": queue.error}
 
 
-@blp.route("/timers/<int:timer_id>/retry")
+@blp.route("/timers/<id:timer_id>/retry")
 class TimerRetry(MethodView):
     """Retrying a failed timer."""
 
     @blp.response(200, AdminTimerSchema)
+    @blp.errors(400, 413, 415, e403="Admins only", e404="Unknown timer")
     def post(self, timer_id: int) -> Any:
         """Put a failed timer back to waiting so it fires again."""
         timer = timers.retry_timer(timer_id=timer_id, actor=current_actor())
@@ -98,6 +99,7 @@ class Clock(MethodView):
     """The system clock."""
 
     @blp.response(200, ClockSchema)
+    @blp.errors()
     def get(self) -> dict[str, Any]:
         """The system time and, when simulated, how far it is ahead of the wall clock."""
         return _clock()
@@ -109,13 +111,15 @@ class ClockAdvance(MethodView):
 
     @blp.arguments(AdvanceSchema)
     @blp.response(200, ClockSchema)
-    @blp.alt_response(403, description="Not an admin, or the clock is not simulated (production)")
+    @blp.errors(400, 413, 415, e403="Not an admin, or the clock is not simulated (production)",
+                e422="The duration cannot be read, is not positive or is more than ten years")
     def post(self, args: dict[str, Any]) -> dict[str, Any]:
         """Move the simulated clock forward and fire every timer that became due."""
         try:
             delta = parse_duration(args["by"])
-        except ValueError as exc:
-            raise InvalidDataError(str(exc), errors={"by": [str(exc)]}) from None
+        except (ValueError, OverflowError) as exc:  # OverflowError: more days than a timedelta holds
+            message = str(exc) if isinstance(exc, ValueError) else f"{args['by']!r} is far too long a duration"
+            raise InvalidDataError(message, errors={"by": [message]}) from None
         _, fired = simulation.advance_clock(by=delta, actor=current_actor())
         db.session.commit()
         return _clock(fired)

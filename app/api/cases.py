@@ -5,16 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import RAISE
 
-from app.api.common import current_actor
+from app.api.common import ApiBlueprint, current_actor
 from app.api.schemas import CaseCreateSchema, CaseListSchema, CaseQuerySchema, CaseSchema, EventListSchema
 from app.audit.service import list_events
 from app.cases import service as cases
 from app.extensions import db
 
-blp = Blueprint("api_cases", __name__, url_prefix="/api/cases", description="Cases")
+blp = ApiBlueprint("api_cases", __name__, url_prefix="/api/cases", description="Cases")
 
 
 @blp.route("")
@@ -23,6 +22,7 @@ class Cases(MethodView):
 
     @blp.arguments(CaseQuerySchema, location="query", unknown=RAISE)
     @blp.response(200, CaseListSchema)
+    @blp.errors()
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """List cases (filters: status, process, text; paginated)."""
         items, total = cases.list_cases(status=args.get("status"), process_id=args.get("process"),
@@ -33,7 +33,8 @@ class Cases(MethodView):
 
     @blp.arguments(CaseCreateSchema)
     @blp.response(201, CaseSchema)
-    @blp.alt_response(422, description="Invalid fields or unknown process")
+    @blp.errors(400, 413, 415, e403="The acting user may not open cases",
+                e422="Invalid fields, an unknown process or customer, or a notice time out of range")
     def post(self, args: dict[str, Any]) -> Any:
         """Open a case as the customer reported it and run it to its first task."""
         case = cases.open_case(actor=current_actor(), process_id=args["process"],
@@ -45,23 +46,23 @@ class Cases(MethodView):
         return case
 
 
-@blp.route("/<int:case_id>")
+@blp.route("/<id:case_id>")
 class CaseResource(MethodView):
     """One case."""
 
     @blp.response(200, CaseSchema)
-    @blp.alt_response(404, description="Unknown case")
+    @blp.errors(e404="Unknown case")
     def get(self, case_id: int) -> Any:
         """A case with its open tasks and deadlines."""
         return cases.case_detail(cases.get_case(case_id))
 
 
-@blp.route("/<int:case_id>/events")
+@blp.route("/<id:case_id>/events")
 class CaseEvents(MethodView):
     """A case's history."""
 
     @blp.response(200, EventListSchema)
-    @blp.alt_response(404, description="Unknown case")
+    @blp.errors(e404="Unknown case")
     def get(self, case_id: int) -> dict[str, Any]:
         """Every event of the case, in order."""
         case = cases.get_case(case_id)

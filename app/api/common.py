@@ -2,23 +2,71 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import current_app, jsonify, request
 from flask.typing import ResponseReturnValue
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException
 
+from app.api.guard import ApiParser, check_request
 from app.auth import request_actor
 from app.engine import ProcessDefinitionError
 from app.errors import ServiceError
 from app.extensions import db
+from app.inputs import MAX_ID
 
 MAX_PER_PAGE = 100
 
 
 current_actor = request_actor  # the acting user (app.auth: a demo user until sign-in exists)
+
+# What each error status means wherever it occurs; views add their own wording for 403/404/409/422.
+ERROR_DESCRIPTIONS = {
+    400: "The request could not be read: not UTF-8, not JSON, nested too deeply, or malformed text",
+    403: "The acting user may not do this",
+    404: "No such resource",
+    409: "The resource changed under the request",
+    413: "The request body is too large",
+    415: "The request body is not application/json",
+    422: "Invalid fields, or text that cannot be stored (NUL) in the query, path or body; per field in errors",
+    503: "The database is busy; try again",
+}
+
+
+class ErrorSchema(Schema):
+    """The one JSON shape of every API error."""
+
+    status = fields.Integer(required=True, metadata={"description": "The HTTP status code"})
+    message = fields.String(required=True, metadata={"description": "What went wrong, in words"})
+    errors = fields.Dict(metadata={"description": "Problems per field (nested like the request); optional"})
+
+
+class ApiBlueprint(Blueprint):
+    """A blueprint of the JSON API: its requests pass the guard, its errors are documented in one shape."""
+
+    ARGUMENTS_PARSER = ApiParser()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.before_request(check_request)
+
+    def errors(self, *statuses: int, **described: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Document error responses: 422 and 503 (any request can meet them), ``statuses`` with the common
+        wording, ``described`` (``e404="..."``) with the view's own."""
+        texts = {status: ERROR_DESCRIPTIONS[status] for status in (422, 503, *statuses)}
+        texts.update({int(name.removeprefix("e")): text for name, text in described.items()})
+
+        def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+            for status, text in sorted(texts.items(), reverse=True):
+                func = self.alt_response(status, schema=ErrorSchema, description=text)(func)
+            return func
+
+        return decorate
 
 
 def error_body(status: int, message: str, errors: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -32,11 +80,11 @@ def error_body(status: int, message: str, errors: dict[str, Any] | None = None) 
 def _flatten_locations(errors: dict[str, Any]) -> dict[str, Any]:
     """webargs nests errors by location ({"json": {...}}); the API reports fields directly."""
     flat: dict[str, Any] = {}
-    for location, fields in errors.items():
-        if isinstance(fields, dict):
-            flat.update(fields)
+    for location, found in errors.items():
+        if isinstance(found, dict):
+            flat.update(found)
         else:
-            flat[location] = fields
+            flat[location] = found
     return flat
 
 
@@ -79,6 +127,10 @@ def handle_http_error(exc: HTTPException) -> ResponseReturnValue:
         message = "the request has invalid fields"
     elif exc.code == 400 and errors and "json" in errors and not isinstance(errors["json"], dict):
         message, errors = "the request body is not valid JSON", None
+    elif exc.code == 404 and request.url_rule is None:
+        message = f"there is nothing at {request.path}"
+        if any(part.isdigit() for part in request.path.split("/")):
+            message += f" (ids are whole numbers from 1 to {MAX_ID})"
     elif exc.code == 413:
         message = f"the request body is larger than {current_app.config['MAX_CONTENT_LENGTH']} bytes"
     status = exc.code or 500

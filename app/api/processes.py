@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
+from app.api.common import ApiBlueprint
 from app.api.schemas import ProcessSchema
 from app.processes import service as processes
 from app.processes.models import ProcessVersion
 
-blp = Blueprint("api_processes", __name__, url_prefix="/api/processes", description="Process versions")
+blp = ApiBlueprint("api_processes", __name__, url_prefix="/api/processes", description="Process versions")
 
 
 @blp.route("")
@@ -17,6 +17,7 @@ class Processes(MethodView):
     """Deployed processes."""
 
     @blp.response(200, ProcessSchema(many=True))
+    @blp.errors()
     def get(self) -> list[ProcessVersion]:
         """The latest version of every deployed process."""
         return processes.list_processes()
@@ -27,6 +28,7 @@ class ProcessVersions(MethodView):
     """Versions of one process."""
 
     @blp.response(200, ProcessSchema(many=True))
+    @blp.errors()
     def get(self, process_id: str) -> list[ProcessVersion]:
         """Every version of a process, newest first."""
         return processes.list_versions(process_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from marshmallow import RAISE, Schema, fields, validate
 
 from app.cases.models import CASE_STATUSES, INTAKE_CHANNELS, PRIORITIES
+from app.inputs import Id, WholeNumber
 from app.tasks.models import WORK_ITEM_STATES
 
 
@@ -26,15 +27,15 @@ class CaseCreateSchema(StrictSchema):
     description = fields.String(required=True, validate=validate.Length(1, 5000))
     title = fields.String(validate=validate.Length(1, 200))
     priority = fields.String(load_default="normal", validate=validate.OneOf(PRIORITIES))
-    customer_id = fields.Integer(allow_none=True, strict=True, validate=validate.Range(min=1))
-    equipment_id = fields.Integer(allow_none=True, strict=True, validate=validate.Range(min=1))
+    customer_id = Id(allow_none=True, strict=True)
+    equipment_id = Id(allow_none=True, strict=True)
 
 
 class PageArgsSchema(StrictSchema):
     """Pagination arguments."""
 
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100_000))
-    per_page = fields.Integer(load_default=25, validate=validate.Range(min=1, max=100))
+    page = WholeNumber(load_default=1, validate=validate.Range(min=1, max=100_000))
+    per_page = WholeNumber(load_default=25, validate=validate.Range(min=1, max=100))
 
 
 class CaseQuerySchema(PageArgsSchema):
@@ -43,8 +44,8 @@ class CaseQuerySchema(PageArgsSchema):
     status = fields.String(validate=validate.OneOf(CASE_STATUSES))
     process = fields.String(validate=validate.Length(1, 100))
     text = fields.String(validate=validate.Length(1, 200))
-    customer_id = fields.Integer(validate=validate.Range(min=1))
-    equipment_id = fields.Integer(validate=validate.Range(min=1))
+    customer_id = Id()
+    equipment_id = Id()
 
 
 class TaskQuerySchema(PageArgsSchema):
@@ -52,7 +53,7 @@ class TaskQuerySchema(PageArgsSchema):
 
     role = fields.String(validate=validate.Length(1, 50))
     assignee = fields.String(validate=validate.Length(1, 100))
-    case_id = fields.Integer(validate=validate.Range(min=1))
+    case_id = Id()
     state = fields.String(load_default="ready", validate=validate.OneOf(WORK_ITEM_STATES))
 
 

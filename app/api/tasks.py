@@ -5,15 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import RAISE
 
-from app.api.common import current_actor
+from app.api.common import ApiBlueprint, current_actor
 from app.api.schemas import CaseSchema, TaskCompleteSchema, TaskDetailSchema, TaskListSchema, TaskQuerySchema
 from app.extensions import db
 from app.tasks import service as tasks
 
-blp = Blueprint("api_tasks", __name__, url_prefix="/api/tasks", description="Tasks")
+blp = ApiBlueprint("api_tasks", __name__, url_prefix="/api/tasks", description="Tasks")
 
 
 @blp.route("")
@@ -22,6 +21,7 @@ class Tasks(MethodView):
 
     @blp.arguments(TaskQuerySchema, location="query", unknown=RAISE)
     @blp.response(200, TaskListSchema)
+    @blp.errors()
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """List tasks (filters: role, assignee, case_id, state; paginated; most urgent first)."""
         items, total = tasks.list_work_items(role=args.get("role"), assignee=args.get("assignee"),
@@ -30,25 +30,25 @@ class Tasks(MethodView):
         return {"items": items, "total": total, "page": args["page"], "per_page": args["per_page"]}
 
 
-@blp.route("/<int:task_id>")
+@blp.route("/<id:task_id>")
 class TaskResource(MethodView):
     """One task."""
 
     @blp.response(200, TaskDetailSchema)
-    @blp.alt_response(404, description="Unknown task")
+    @blp.errors(e404="Unknown task")
     def get(self, task_id: int) -> tasks.WorkItemDetail:
         """A task with its record form definition and the process data it sees."""
         item = tasks.get_work_item(task_id)
         return tasks.task_detail(item)
 
 
-@blp.route("/<int:task_id>/claim")
+@blp.route("/<id:task_id>/claim")
 class TaskClaim(MethodView):
     """Claiming a task."""
 
     @blp.response(200, TaskDetailSchema)
-    @blp.alt_response(404, description="Unknown task")
-    @blp.alt_response(409, description="The task is no longer ready or claimed by someone else")
+    @blp.errors(400, 413, 415, e403="The task is for a role the acting user does not hold",
+                e404="Unknown task", e409="The task is no longer ready or claimed by someone else")
     def post(self, task_id: int) -> tasks.WorkItemDetail:
         """Assign the task to the acting user."""
         item = tasks.claim_work_item(work_item_id=task_id, actor=current_actor())
@@ -56,15 +56,15 @@ class TaskClaim(MethodView):
         return tasks.task_detail(item)
 
 
-@blp.route("/<int:task_id>/complete")
+@blp.route("/<id:task_id>/complete")
 class TaskComplete(MethodView):
     """Completing a task."""
 
     @blp.arguments(TaskCompleteSchema)
     @blp.response(200, CaseSchema)
-    @blp.alt_response(404, description="Unknown task")
-    @blp.alt_response(409, description="The task is no longer ready")
-    @blp.alt_response(422, description="The record form has errors (per field)")
+    @blp.errors(400, 413, 415, e403="The task is for a role the acting user does not hold",
+                e404="Unknown task", e409="The task is no longer ready or claimed by someone else",
+                e422="The record form has errors (per field), or the process could not continue")
     def post(self, args: dict[str, Any], task_id: int) -> Any:
         """Submit the task's record form; the process runs on to its next wait."""
         case = tasks.complete_work_item(work_item_id=task_id, actor=current_actor(), data=args["data"])

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import selectinload, undefer
 from sqlalchemy.orm.attributes import flag_modified
@@ -23,6 +24,7 @@ from app.engine import (
 )
 from app.errors import InvalidDataError, NotFoundError, PermissionDeniedError, ProcessFailedError
 from app.extensions import db
+from app.inputs import ID_MESSAGE, MAX_ID
 from app.processes.service import case_prefix, definition_for, definition_of, latest_version
 from app.registry.models import Customer, Equipment
 from app.tasks.models import WorkItem
@@ -67,9 +69,20 @@ def open_case(*, actor: Actor, process_id: str, reported_at: datetime, channel: 
         reported_at = ensure_utc(reported_at)
     except ValueError:
         errors["reported_at"] = ["must include a UTC offset"]
+    except OverflowError:  # 0001-01-01T00:00+14:00 is before year 1 in UTC
+        errors["reported_at"] = ["is out of range once converted to UTC"]
     else:
+        max_age = timedelta(days=current_app.config["NOTICE_MAX_AGE_DAYS"])
         if reported_at > current:
             errors["reported_at"] = ["cannot be in the future"]
+        elif current - reported_at > max_age:
+            errors["reported_at"] = [f"is more than {max_age.days} days in the past; enter when the customer "
+                                     "actually gave notice"]
+    for name, value in (("customer_id", customer_id), ("equipment_id", equipment_id)):
+        if value is not None and not 1 <= value <= MAX_ID:  # beyond the id column: no row, and no query
+            errors[name] = [ID_MESSAGE]
+    if errors:
+        raise InvalidDataError("the case cannot be opened", errors=errors)
     customer = db.session.get(Customer, customer_id) if customer_id is not None else None
     if customer_id is not None and customer is None:
         errors["customer_id"] = [f"customer {customer_id} does not exist"]
@@ -172,9 +185,11 @@ def list_cases(*, status: str | None = None, process_id: str | None = None, text
     if equipment_id:
         query = query.where(Case.equipment_id == equipment_id)
     if text:
-        pattern = f"%{text.lower()}%"
-        query = query.where(or_(func.lower(Case.number).like(pattern), func.lower(Case.title).like(pattern),
-                                func.lower(Case.description).like(pattern)))
+        # The text is matched literally: %, _ and the escape character itself are not wildcards.
+        literal = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        pattern = f"%{literal}%"
+        query = query.where(or_(*(func.lower(column).like(pattern, escape="\\")
+                                  for column in (Case.number, Case.title, Case.description))))
     total = db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
     items = list(db.session.scalars(query.options(selectinload(Case.process_version))
                                     .order_by(Case.opened_at.desc(), Case.id.desc())

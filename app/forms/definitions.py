@@ -79,6 +79,7 @@ _TIME_RE = re.compile(r"\d{2}:\d{2}(:\d{2})?\Z", re.ASCII)
 _DATETIME_RE = re.compile(
     r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?\Z", re.ASCII
 )
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")  # half of a UTF-16 pair: no encoding can store it alone
 _NAIVE_BROWSER_DATETIME_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?\Z", re.ASCII)
 
 # Deliberately simple: the point is to catch typos, not to implement RFC 5322. The same regexes are
@@ -613,6 +614,8 @@ class _TextField(_FormField):
         text = value.replace("\r\n", "\n").replace("\r", "\n").strip()
         if "\x00" in text:
             raise ValidationError("Remove the NUL character; it cannot be stored.")
+        if _SURROGATE_RE.search(text):
+            raise ValidationError("Remove the invalid character (a lone surrogate); it cannot be stored.")
         if c.type == "textfield" and "\n" in text:
             raise ValidationError("Enter a single line of text.")
         if c.min_length is not None and len(text) < c.min_length:

@@ -27,6 +27,7 @@ from app.errors import (
 )
 from app.extensions import db
 from app.forms import FormDefinition, FormRegistry, FormValidationError
+from app.inputs import MAX_ID
 from app.tasks.models import WORK_ITEM_STATES, WorkItem
 
 
@@ -65,7 +66,8 @@ def list_work_items(*, role: str | None = None, assignee: str | None = None, cas
 
 def get_work_item(work_item_id: int) -> WorkItem:
     """A work item by id (NotFoundError if unknown)."""
-    item = db.session.get(WorkItem, work_item_id)
+    # An id beyond the id column cannot exist (and PostgreSQL would refuse the query).
+    item = db.session.get(WorkItem, work_item_id) if 1 <= work_item_id <= MAX_ID else None
     if item is None:
         raise NotFoundError(f"task {work_item_id} does not exist")
     return item

@@ -7,6 +7,7 @@ from typing import Any
 from flask import Blueprint, Flask, has_request_context
 
 from app.engine import now
+from app.inputs import install_id_converter
 from app.web.common import current_actor
 from app.web.csrf import FIELD_NAME, csrf_token
 from app.web.errors import register_app_errors
@@ -32,6 +33,7 @@ def register_web(app: Flask) -> None:
     from app.web.tasks import bp as tasks_bp
     from app.web.worklist import bp as worklist_bp
 
+    install_id_converter(app.url_map)
     app.register_blueprint(assets)
     for blueprint in (worklist_bp, cases_bp, tasks_bp, admin_bp):
         app.register_blueprint(blueprint)

@@ -29,7 +29,7 @@ def timers_page() -> str:
                            offset=simulation.clock_offset())
 
 
-@bp.post("/timers/<int:timer_id>/retry")
+@bp.post("/timers/<id:timer_id>/retry")
 def retry(timer_id: int) -> Response:
     """Put a failed timer back to waiting so it fires again."""
     timers.retry_timer(timer_id=timer_id, actor=current_actor())
@@ -45,8 +45,8 @@ def advance_clock() -> Response:
     text = request.form.get("by", "").strip()
     try:
         delta = parse_duration(text)
-    except ValueError as exc:
-        flash(str(exc), "error")
+    except (ValueError, OverflowError) as exc:  # OverflowError: more days than a timedelta holds
+        flash(str(exc) if isinstance(exc, ValueError) else f"{text!r} is far too long a duration", "error")
         return redirect(url_for("admin.timers_page"))
     moved_to, fired = simulation.advance_clock(by=delta, actor=current_actor())
     db.session.commit()

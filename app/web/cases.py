@@ -24,7 +24,7 @@ from app.registry.service import list_equipment
 from app.tasks.service import forms
 from app.web.common import Pagination, current_actor, load_query, page_blueprint
 from app.web.filters import SUMMARY_LABELS, format_utc, humanize, role_name
-from app.web.schemas import MAX_ID, CaseListQuerySchema, NewCaseSchema
+from app.web.schemas import CaseListQuerySchema, NewCaseSchema
 
 bp = page_blueprint("cases", __name__, url_prefix="/cases")
 
@@ -156,7 +156,7 @@ def summary_rows(summary: dict[str, Any] | None) -> list[tuple[str, str]]:
     return [(label, humanize(summary[key])) for key, label in SUMMARY_LABELS.items() if key in summary]
 
 
-@bp.get(f"/<int(max={MAX_ID}):case_id>")
+@bp.get("/<id:case_id>")
 def detail(case_id: int) -> str:
     """A case: its details, open tasks, deadlines and complete history."""
     case = cases.case_detail(cases.get_case(case_id))

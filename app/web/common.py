@@ -11,6 +11,7 @@ from flask import Blueprint, abort, request, url_for
 from marshmallow import Schema, ValidationError
 
 from app.auth import request_actor
+from app.inputs import text_problem
 from app.web.csrf import check_csrf
 from app.web.errors import register_page_errors
 
@@ -18,9 +19,22 @@ from app.web.errors import register_page_errors
 def page_blueprint(name: str, import_name: str, url_prefix: str | None = None) -> Blueprint:
     """A blueprint of pages: every POST checks the CSRF token, errors become pages in the layout."""
     blueprint = Blueprint(name, import_name, url_prefix=url_prefix)
+    blueprint.before_request(refuse_unstorable_text)
     blueprint.before_request(check_csrf)
     register_page_errors(blueprint)
     return blueprint
+
+
+def refuse_unstorable_text() -> None:
+    """A NUL or lone surrogate in the address or a form is a 400 page naming the field, before any query."""
+    values = [*request.args.items(multi=True), *(request.view_args or {}).items()]
+    if request.method == "POST":
+        values += request.form.items(multi=True)
+    for name, value in values:
+        if problem := text_problem(name):
+            abort(400, description=f"A field name in the request {problem}.")
+        if isinstance(value, str) and (problem := text_problem(value)):
+            abort(400, description=f"The value of '{name}' {problem}.")
 
 
 current_actor = request_actor  # the acting user (app.auth: a demo user until sign-in exists)

@@ -10,8 +10,7 @@ from marshmallow import EXCLUDE, Schema, fields, pre_load, validate
 
 from app.auth import ROLES
 from app.cases.models import CASE_STATUSES, CHANNELS, PRIORITIES
-
-MAX_ID = 2**31 - 1  # ids beyond any database integer are a validation error, not an overflow
+from app.inputs import Id, WholeNumber
 
 
 class BrowserSchema(Schema):
@@ -54,8 +53,7 @@ class NewCaseSchema(BrowserSchema):
     channel = fields.String(required=True, validate=validate.OneOf(CHANNELS),
                             error_messages={"required": "Choose how the customer reported it."})
     priority = fields.String(load_default="normal", validate=validate.OneOf(PRIORITIES))
-    equipment_id = fields.Integer(load_default=None, validate=validate.Range(min=1, max=MAX_ID),
-                                  error_messages={"invalid": "Choose equipment from the list."})
+    equipment_id = Id(load_default=None, error_messages={"invalid": "Choose equipment from the list."})
     title = fields.String(load_default=None, validate=validate.Length(1, 200))
     description = fields.String(required=True, validate=validate.Length(1, 5000),
                                 error_messages={"required": "Describe what the customer reported."})
@@ -64,8 +62,8 @@ class NewCaseSchema(BrowserSchema):
 class PageArgsSchema(BrowserSchema):
     """Pagination arguments of a list page."""
 
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100_000))
-    per_page = fields.Integer(load_default=25, validate=validate.Range(min=1, max=100))
+    page = WholeNumber(load_default=1, validate=validate.Range(min=1, max=100_000))
+    per_page = WholeNumber(load_default=25, validate=validate.Range(min=1, max=100))
 
 
 class WorklistQuerySchema(PageArgsSchema):

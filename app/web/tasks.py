@@ -17,7 +17,6 @@ from app.tasks.models import WorkItem
 from app.tasks.service import forms
 from app.web.cases import summary_rows
 from app.web.common import current_actor, page_blueprint
-from app.web.schemas import MAX_ID
 
 bp = page_blueprint("tasks", __name__, url_prefix="/tasks")
 
@@ -53,13 +52,13 @@ def _conflict(item: WorkItem, message: str) -> ResponseReturnValue:
     return render_template("tasks/conflict.html", item=item, case=item.case, message=message), 409
 
 
-@bp.get(f"/<int(max={MAX_ID}):task_id>")
+@bp.get("/<id:task_id>")
 def detail(task_id: int) -> ResponseReturnValue:
     """A task with its record form (or, once done, what was recorded)."""
     return _page(tasks.get_work_item(task_id))
 
 
-@bp.post(f"/<int(max={MAX_ID}):task_id>")
+@bp.post("/<id:task_id>")
 def complete(task_id: int) -> ResponseReturnValue:
     """Submit the record form; the process runs on and the case page shows where it went."""
     item = tasks.get_work_item(task_id)
@@ -85,7 +84,7 @@ def complete(task_id: int) -> ResponseReturnValue:
     return redirect(url_for("cases.detail", case_id=case_id))
 
 
-@bp.post(f"/<int(max={MAX_ID}):task_id>/claim")
+@bp.post("/<id:task_id>/claim")
 def claim(task_id: int) -> ResponseReturnValue:
     """Take the task: it is assigned to the acting user."""
     item = tasks.get_work_item(task_id)

@@ -854,3 +854,38 @@ def test_modeller_presentation_properties_are_accepted(tmp_path: Path) -> None:
     form = FormRegistry.load(forms).get("m")
     assert form.title == "M"
     assert form.validate({"a": "x"}) == {"a": "x", "rows": []}
+
+
+HOSTILE_FORM = (
+    {"type": "textfield", "key": "line"},
+    {"type": "textarea", "key": "notes"},
+    {"type": "number", "key": "count", "decimalDigits": 0},
+    {"type": "number", "key": "amount"},
+    {"type": "datetime", "key": "at", "subtype": "datetime"},
+    {"type": "datetime", "key": "on", "subtype": "date"},
+    {"type": "select", "key": "pick", "values": [{"value": "a", "label": "A"}]},
+)
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("count", 10**4999, "This number is too large."),  # 5,000 digits: never converted to text
+    ("count", -(10**4999), "This number is too large."),
+    ("amount", 1e308, "This number is too large."),
+    ("amount", float("nan"), "Enter a number."),
+    ("amount", float("inf"), "Enter a number."),
+    ("amount", float("-inf"), "Enter a number."),
+    ("amount", "9" * 5000, "Enter a number."),
+    ("amount", "1e999999", "Enter a number."),
+    ("line", "a\x00b", "Remove the NUL character; it cannot be stored."),
+    ("notes", "a\x00b", "Remove the NUL character; it cannot be stored."),
+    ("line", "\ud800", "Remove the invalid character (a lone surrogate); it cannot be stored."),
+    ("notes", "x\udfffy", "Remove the invalid character (a lone surrogate); it cannot be stored."),
+    ("at", "0001-01-01T00:00:00+14:00", "Enter a date and time, for example 2025-03-01T14:30:00+00:00."),
+    ("at", "9999-12-31T23:00:00-14:00", "Enter a date and time, for example 2025-03-01T14:30:00+00:00."),
+    ("at", "2025-13-01T00:00:00+00:00", "Enter a date and time, for example 2025-03-01T14:30:00+00:00."),
+    ("on", "0000-01-01", "Enter a date as YYYY-MM-DD."),
+    ("pick", "a\x00", "Choose one of the listed options."),
+], ids=lambda v: "5000-digit-int" if isinstance(v, int) and abs(v) > 10**100 else None)
+def test_hostile_values_are_a_field_error_never_an_exception(key: str, value: Any, message: str) -> None:
+    # Whatever arrives at a field, validation names that field; nothing raises past it (no 500 upstream).
+    assert errors_of(make_form(*HOSTILE_FORM), {key: value}) == {key: [message]}

@@ -12,6 +12,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
+from app.cases.models import Case
 from app.engine import ManualClock
 from app.extensions import db
 from app.registry.models import Equipment
@@ -224,7 +225,9 @@ def test_new_case_in_the_future_is_refused_at_the_field(seeded: Flask, client: F
     ("process", "no_such_process", "unknown process"),
     ("channel", "pigeon", "Must be one of"),
     ("equipment_id", "abc", "Choose equipment from the list."),
-    ("equipment_id", "99999999999999999999", "less than or equal"),
+    ("equipment_id", "99999999999999999999", "a whole number from 1 to 2147483647"),
+    ("equipment_id", "2147483648", "a whole number from 1 to 2147483647"),
+    ("equipment_id", "\u0661", "Choose equipment from the list."),  # an Arabic-Indic 1 is not an id
     ("equipment_id", "999", "does not exist"),
 ])
 def test_new_case_bad_choices_are_field_errors_not_500(seeded: Flask, client: FlaskClient, field: str,
@@ -478,3 +481,66 @@ def test_wrong_method_is_a_405_page_with_allow(seeded: Flask, client: FlaskClien
     assert response.status_code == 405
     assert "POST" in response.headers["Allow"]
     assert "Not allowed here" in text_of(response)
+
+
+# ---------------------------------------------------------------------------------------------- hostile input
+
+
+@pytest.mark.parametrize(("method", "path", "status"), [
+    ("get", "/cases/2147483648", 404),
+    ("get", "/cases/\u0661", 404),  # an Arabic-Indic 1 is not case 1
+    ("get", "/tasks/99999999999", 404),
+    ("get", "/tasks/" + "9" * 5000, 404),
+    ("get", "/tasks/\uff11", 404),  # a full-width 1
+    ("post", "/tasks/2147483648/claim", 404),
+    ("post", "/admin/timers/2147483648/retry", 404),
+    ("get", "/cases?text=%00", 400),
+    ("get", "/cases?process=x%00", 400),
+    ("get", "/?role=%00", 400),
+    ("get", "/cases?page=\u0661", 400),
+    ("get", "/cases?page=" + "9" * 5000, 400),
+    ("get", "/cases?text=%ED%A0%80", 200),  # a percent-encoded lone surrogate arrives as U+FFFD: harmless
+])
+def test_hostile_addresses_are_a_4xx_page(seeded: Flask, client: FlaskClient, method: str, path: str,
+                                          status: int) -> None:
+    response = getattr(client, method)(path)
+    assert response.status_code == status
+    assert "text/html" in response.content_type and "Acting as demo" in text_of(response)
+
+
+def test_search_text_on_the_case_list_is_literal(seeded: Flask, client: FlaskClient) -> None:
+    open_case(client, description="Discount of 50% agreed", title="Discount of 50% agreed")
+    open_case(client, description="Nothing special", title="Nothing special")
+    page = text_of(client.get("/cases?text=%25"))
+    assert "Discount of 50% agreed" in page and "Nothing special" not in page
+
+
+@pytest.mark.parametrize(("fields", "status", "message"), [
+    ({"reported_at": "0001-01-01T00:00+14:00"}, 422, "Enter a date and time"),
+    ({"reported_at": "9999-12-31T23:00-14:00"}, 422, "Enter a date and time"),
+    ({"reported_at": "1990-01-01T00:00"}, 422, "more than 366 days in the past"),
+    ({"description": "a\x00b"}, 400, "NUL"),
+    ({"equipment_id": "2147483648"}, 422, "a whole number from 1 to 2147483647"),
+])
+def test_hostile_new_case_forms_are_refused_and_save_nothing(seeded: Flask, client: FlaskClient,
+                                                            fields: dict[str, str], status: int,
+                                                            message: str) -> None:
+    def stored() -> tuple[int, int]:
+        db.session.rollback()
+        return (db.session.scalar(db.select(db.func.count()).select_from(Case)) or 0,
+                db.session.scalar(db.select(db.func.count()).select_from(WorkItem)) or 0)
+
+    before = stored()
+    response = post_new_case(client, **fields)
+    assert response.status_code == status
+    assert message in text_of(response)
+    assert stored() == before
+
+
+def test_a_task_form_with_nul_is_a_400_page_and_completes_nothing(seeded: Flask, client: FlaskClient) -> None:
+    case_id = open_case(client)
+    task_id = ready_task(case_id, "diagnose_fault")
+    response = submit_task(client, task_id, {**DIAGNOSIS, "diagnosis": "fuse\x00blown"})
+    assert response.status_code == 400 and "NUL" in text_of(response)
+    db.session.expire_all()
+    assert db.session.get(WorkItem, task_id).state == "ready"
