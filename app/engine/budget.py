@@ -255,7 +255,7 @@ def _check_width(what: str, width: int) -> None:
 def guarded_mod(a: Any, b: Any) -> Any:
     """``a % b``: for printf-style formatting, widths and precisions by resulting length."""
     if type(a) is str or type(a) is bytes:
-        text = a if type(a) is str else a.decode("latin-1")
+        text = a if isinstance(a, str) else a.decode("latin-1")
         starred = False
         for width, precision in _PERCENT_SPEC.findall(text):
             for number in (width, precision):
@@ -658,7 +658,7 @@ def _bind_expand(match: Any) -> Callable[..., Any]:
     def expand(template: Any) -> Any:
         if isinstance(template, (str, bytes)):
             # Every group reference can copy up to the whole searched string.
-            refs = template.count("\\" if isinstance(template, str) else b"\\")
+            refs = template.count("\\") if isinstance(template, str) else template.count(b"\\")
             _check_length("Match.expand(...)", len(template) + refs * len(match.string or ""))
         return match.expand(template)
     return expand

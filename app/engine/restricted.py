@@ -132,13 +132,13 @@ class _Policy(RestrictingNodeTransformer):
         return self._check_first(super().visit_FunctionDef(node))
 
     def visit_Lambda(self, node: ast.Lambda) -> Any:
-        node = super().visit_Lambda(node)
+        node = super().visit_Lambda(node)  # type: ignore[assignment]
         # `_budget_() or body`: the check returns None, so the lambda's value is unchanged.
         node.body = _located(ast.BoolOp(op=ast.Or(), values=[_budget_call(), node.body]), node.body)
         return node
 
     def visit_BinOp(self, node: ast.BinOp) -> Any:
-        node = super().visit_BinOp(node)
+        node = super().visit_BinOp(node)  # type: ignore[assignment]
         guard = _GUARDED_BINOPS.get(type(node.op))
         if guard is None:
             return node
@@ -146,7 +146,7 @@ class _Policy(RestrictingNodeTransformer):
         return _located(call, node)
 
     def visit_FormattedValue(self, node: ast.FormattedValue) -> Any:
-        node = super().visit_FormattedValue(node)
+        node = super().visit_FormattedValue(node)  # type: ignore[assignment]
         if node.conversion == -1 and node.format_spec is None:
             return node  # plain {value}: nothing can widen it
         spec = node.format_spec if node.format_spec is not None else ast.Constant("")
@@ -450,7 +450,7 @@ _FORBIDDEN_BUILTINS = (
 _WITHHELD_EXCEPTIONS = ("BaseException", "SystemExit", "KeyboardInterrupt", "GeneratorExit")
 
 _EXTRA_BUILTINS: dict[str, Any] = {
-    "min": min, "max": max, "sum": sum, "any": any, "all": all, "enumerate": enumerate,
+    "min": min, "max": max, "any": any, "all": all, "enumerate": enumerate,
     "sorted": sorted, "reversed": reversed, "map": map, "filter": filter, "dict": dict,
     "list": list, "set": set, "frozenset": frozenset, "round": round, "abs": abs, "len": len,
     "iter": _b.guarded_iter_builtin, "next": next, "getattr": _guarded_getattr, "hasattr": _guarded_hasattr,
