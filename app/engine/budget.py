@@ -25,9 +25,8 @@ __all__ = [
     "Budget",
     "ScriptBudgetError",
     "budget_check",
-    "close_budget",
-    "open_budget",
-    "overran",
+    "state",
+    "time_error",
 ]
 
 DEFAULT_TIME_MS = 300
@@ -75,25 +74,6 @@ class _State(threading.local):
 
 state = _State()
 monotonic = time.monotonic
-
-
-def open_budget(budget: Budget) -> tuple[tuple[float, Budget | None], tuple[float, Budget | None]]:
-    """Start the budget of one call on this thread; returns (enclosing, current) for close_budget.
-
-    The environment inlines the same three lines on its hot path (evaluate/execute)."""
-    previous = state.current
-    current = state.current = (monotonic() + budget.seconds, budget)
-    return previous, current
-
-
-def close_budget(previous: tuple[float, Budget | None], current: tuple[float, Budget | None]) -> None:
-    """End a call's budget, restoring the enclosing one."""
-    state.current = previous
-
-
-def overran(current: tuple[float, Budget | None]) -> bool:
-    """True if a call that has just finished went past its deadline (it may have caught the error)."""
-    return monotonic() > current[0]
 
 
 def time_error(current: tuple[float, Budget | None]) -> ScriptBudgetError:
@@ -178,10 +158,6 @@ def guarded_iter_builtin(obj: Any, *sentinel: Any) -> Iterator[Any]:
 _SEQUENCES = (str, bytes, bytearray, list, tuple)
 
 
-def _int_bits(value: int) -> int:
-    return value.bit_length()
-
-
 def guarded_mul(a: Any, b: Any) -> Any:
     """``a * b``: sequence repetition by resulting length, int × int by resulting bits."""
     ta, tb = type(a), type(b)
@@ -242,6 +218,42 @@ def guarded_lshift(a: Any, b: Any) -> Any:
     return a << b
 
 
+_CONTAINERS = (list, tuple, set, frozenset, dict)
+
+
+def check_text_size(value: Any, what: str = "the text of a value") -> None:
+    """Refuse to turn ``value`` into text when its str()/repr() would exceed the size budget.
+
+    A list holding one large string many times is small in memory but huge as text; the walk
+    stops as soon as the estimate is over the limit, so it costs at most the budget in steps."""
+    if not isinstance(value, _CONTAINERS):
+        return
+    limit = _limit()
+    total = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, (str, bytes, bytearray)):
+            total += len(item) + 3
+        elif isinstance(item, dict):
+            total += 2 + 4 * len(item)
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, _CONTAINERS):
+            total += 2 + 2 * len(item)
+            stack.extend(item)
+        else:
+            total += 8
+        if total > limit:
+            raise _too_large(what, total, "characters or more")
+
+
+def guarded_repr(value: Any) -> str:
+    """The ``repr`` builtin: a container's text within the size budget."""
+    check_text_size(value, "repr(...)")
+    return repr(value)
+
+
 # printf-style conversion specs: the numbers of width and precision, or '*' (taken from the values).
 _PERCENT_SPEC = re.compile(r"%(?:\([^)]*\))?[#0\- +]*(\*|\d+)?(?:\.(\*|\d+))?[hlL]?[a-zA-Z%]")
 _DIGITS = re.compile(r"\d+")
@@ -263,10 +275,11 @@ def guarded_mod(a: Any, b: Any) -> Any:
                     starred = True
                 elif number:
                     _check_width(f"{_short(a)} % ...", int(number))
-        if starred:
-            for value in (b if isinstance(b, tuple) else (b,)):
-                if isinstance(value, int):
-                    _check_width(f"{_short(a)} % ...", abs(value))
+        values = b if isinstance(b, tuple) else tuple(b.values()) if isinstance(b, dict) else (b,)
+        for value in values:
+            if starred and isinstance(value, int):
+                _check_width(f"{_short(a)} % ...", abs(value))
+            check_text_size(value, f"{_short(a)} % ...")
         result = a % b
         _check_length("the formatted string", len(result))
         return result
@@ -293,8 +306,11 @@ def guarded_inplace(op: str, function: Callable[[Any, Any], Any], target: Any, v
     return guard(target, value) if guard is not None else function(target, value)
 
 
-def guarded_format(value: Any, conversion: int, spec: str) -> str:
-    """An f-string field with a conversion or a format spec: widths and precisions by length."""
+def guarded_format(value: Any, conversion: int = -1, spec: str = "") -> str:
+    """An f-string field: a container's text, widths and precisions within the size budget."""
+    if type(value) is str and conversion == -1 and not spec:
+        return value
+    check_text_size(value, "an f-string field")
     if conversion == 114:  # !r
         value = repr(value)
     elif conversion == 115:  # !s
@@ -310,6 +326,35 @@ def guarded_format(value: Any, conversion: int, spec: str) -> str:
 # --------------------------------------------------------------------------------------------------
 # Builtins
 # --------------------------------------------------------------------------------------------------
+class BudgetPrintCollector:
+    """``print`` for restricted code (RestrictedPython's PrintCollector): text within the size budget."""
+
+    def __init__(self, _getattr_: Any = None) -> None:
+        self.txt: list[str] = []
+        self.length = 0
+        self._getattr_ = _getattr_
+
+    def write(self, text: str) -> None:
+        """Collect printed text (scripts have no stdout)."""
+        self.length += len(text)
+        if self.length > _limit():
+            raise _too_large("printed text", self.length, "characters")
+        self.txt.append(text)
+
+    def __call__(self) -> str:
+        return "".join(self.txt)
+
+    def _call_print(self, *objects: Any, **kwargs: Any) -> None:
+        for value in objects:
+            check_text_size(value, "print(...)")
+        if kwargs.get("file") is None:
+            kwargs["file"] = self
+        else:
+            self._getattr_(kwargs["file"], "write")
+        print(*objects, **kwargs)
+
+
+
 def guarded_range(*args: int) -> range:
     """``range`` whose length is within the size budget (sum, list, sorted... loop over it in C)."""
     result = range(*args)
@@ -641,7 +686,7 @@ RE_NAMES: dict[str, Any] = {
 }
 RE_NAMES.update({"split": _split, "sub": _sub, "subn": _subn})
 RE_NAMES.update({
-    "compile": _compile, "escape": regex.escape, "error": regex.error, "Pattern": Pattern,
+    "compile": _compile, "escape": regex.escape, "error": regex.error,
     "purge": lambda: None,
     **{flag: getattr(regex, flag) for flag in ("A", "ASCII", "I", "IGNORECASE", "L", "LOCALE", "M",
                                                 "MULTILINE", "S", "DOTALL", "U", "UNICODE", "X", "VERBOSE",

@@ -13,8 +13,9 @@ every loop iteration, every function and lambda entry and every N items of a lon
 size budget, checked before ``+ * ** << %``, ``range``, ``pow``, ``bytes``, padding string methods,
 format specs, ``math.factorial`` and the like build a value. ``re`` is backed by the ``regex``
 package, whose matching stops when the time budget runs out. Exceeding a budget raises
-ScriptBudgetError. Not covered: memory used by many small values within the time budget, and the
-size of ``str()``/``repr()`` of a container holding large values (it is built, then refused).
+ScriptBudgetError. Not covered: memory used by many small values within the time budget, and
+``str(container)`` of a container holding one large string many times (``str`` must stay the type);
+f-string fields, ``%``, ``repr`` and ``print`` do check that size.
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from RestrictedPython import (
-    PrintCollector,
     RestrictingNodeTransformer,
     compile_restricted_eval,
     compile_restricted_exec,
@@ -146,9 +146,8 @@ class _Policy(RestrictingNodeTransformer):
         return _located(call, node)
 
     def visit_FormattedValue(self, node: ast.FormattedValue) -> Any:
+        # Every field, even a plain {value}: the text of a list holding one big string many times is huge.
         node = super().visit_FormattedValue(node)  # type: ignore[assignment]
-        if node.conversion == -1 and node.format_spec is None:
-            return node  # plain {value}: nothing can widen it
         spec = node.format_spec if node.format_spec is not None else ast.Constant("")
         node.value = _located(ast.Call(func=ast.Name("_format_", ast.Load()),
                                        args=[node.value, ast.Constant(node.conversion), spec], keywords=[]),
@@ -456,6 +455,8 @@ _EXTRA_BUILTINS: dict[str, Any] = {
     "iter": _b.guarded_iter_builtin, "next": next, "getattr": _guarded_getattr, "hasattr": _guarded_hasattr,
     # Builtins that would build (or loop in C over) a value above the size budget refuse it first.
     "range": _b.guarded_range, "pow": _b.guarded_pow, "bytes": _b.guarded_bytes, "sum": _b.guarded_sum,
+    # str stays the type (isinstance(x, str), str.upper); only repr() is a function that can be guarded.
+    "repr": _b.guarded_repr,
 }
 # Modules whose functions are replaced (math.factorial...) or which are rebuilt entirely (re).
 _MODULE_OVERRIDES: Mapping[str, Mapping[str, Any]] = types.MappingProxyType({
@@ -534,8 +535,8 @@ class RestrictedEnvironment(BasePythonScriptEngineEnvironment):
             "_iter_unpack_sequence_": guarded_iter_unpack_sequence,
             "_unpack_sequence_": guarded_unpack_sequence,
             "_apply_": _apply,
-            # print() output is collected into a throw-away PrintCollector; scripts have no stdout.
-            "_print_": PrintCollector,
+            # print() output is collected into a throw-away collector; scripts have no stdout.
+            "_print_": _b.BudgetPrintCollector,
             "_budget_": _b.budget_check,
             "_add_": _b.guarded_add,
             "_mul_": _b.guarded_mul,

@@ -105,6 +105,12 @@ SIZE_ATTACKS = {
     "int.to_bytes": "(1).to_bytes(10**10, 'big')",
     "decimal context precision": "import decimal\nx = decimal.Context(prec=10**9)",
     "decimal localcontext precision": "import decimal\nx = decimal.localcontext(prec=10**9)",
+    "f-string of a list of one big string": "x = ['y' * 10**5] * 1000\nz = f'{x}'",
+    "%s of a list of one big string": "x = ['y' * 10**5] * 1000\nz = '%s' % (x,)",
+    "%(name)s of a dict of one big string": "x = {'a': ['y' * 10**5] * 1000}\nz = '%(a)s' % x",
+    "repr of a list of one big string": "x = ['y' * 10**5] * 1000\nz = repr(x)",
+    "print of a list of one big string": "x = ['y' * 10**5] * 1000\nprint(x)",
+    "printing in a loop": "x = 'y' * 10**5\nfor i in range(100):\n    print(x)",
     "re.sub growing": "import re\nx = re.sub('', 'y' * 1000, 'x' * 100000)",
     "match.expand growing": "import re\nm = re.match('.*', 'x' * 100000)\nx = m.expand('\\\\g<0>' * 1000)",
 }
