@@ -622,9 +622,9 @@ class Pattern:
         """As re.Pattern.findall."""
         return list(self._run("findall", string, *args))
 
-    def finditer(self, string: Any, *args: Any) -> list[Any]:
-        """As re.Pattern.finditer (the matches are found at once, within the budget)."""
-        return list(self._run("finditer", string, *args))
+    def finditer(self, string: Any, *args: Any) -> Iterator[Any]:
+        """As re.Pattern.finditer; the matches are found at once, within the budget."""
+        return iter(list(self._run("finditer", string, *args)))
 
     def split(self, string: Any, maxsplit: int = 0) -> list[Any]:
         """As re.Pattern.split."""

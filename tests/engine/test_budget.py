@@ -240,6 +240,7 @@ pieces = re.split(r'\\s*,\\s*', 'a , b,c', maxsplit=1)
 flagged = bool(re.search('ABC', 'xabcx', re.I)) and bool(re.fullmatch('a.c', 'abc', flags=re.IGNORECASE))
 pattern = re.compile(r'(?P<num>\\d+)')
 found = [m.group('num') for m in pattern.finditer('1 and 23')]
+first = next(re.finditer('b', 'abc')).start()
 named = pattern.search('x7').groupdict()
 spans = pattern.match('12x').span()
 escaped = re.escape('a.b')
@@ -256,7 +257,7 @@ f = fib(30)
     assert data["loud"] == "bAnAnA" and data["numbered"] == "a<1>b<22>" and data["count"] == 3
     assert data["pieces"] == ["a", "b,c"] and data["flagged"] is True
     assert data["found"] == ["1", "23"] and data["named"] == {"num": "7"} and data["spans"] == (0, 2)
-    assert data["escaped"] == "a\\.b"
+    assert data["escaped"] == "a\\.b" and data["first"] == 1
 
 
 def test_values_up_to_the_size_budget_are_allowed(env: RestrictedEnvironment) -> None:
