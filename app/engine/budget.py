@@ -158,12 +158,17 @@ def guarded_iter_builtin(obj: Any, *sentinel: Any) -> Iterator[Any]:
 _SEQUENCES = (str, bytes, bytearray, list, tuple)
 
 
+_SMALL = 1 << 32
+
+
 def guarded_mul(a: Any, b: Any) -> Any:
     """``a * b``: sequence repetition by resulting length, int × int by resulting bits."""
     ta, tb = type(a), type(b)
     if ta is float or tb is float:
         return a * b
     if ta is int and tb is int:
+        if -_SMALL < a < _SMALL and -_SMALL < b < _SMALL:
+            return a * b  # at most 64 bits: always allowed, and the common case in loops
         if a.bit_length() + b.bit_length() > _limit():
             raise _too_large(f"{_short(a)} * {_short(b)}", a.bit_length() + b.bit_length(), "bits")
         return a * b
