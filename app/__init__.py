@@ -48,6 +48,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
             event.listen(db.engine, "connect", _sqlite_pragmas)
 
     _install_clock(app)
+    from app.engine import configure_script_budget
+
+    configure_script_budget(time_ms=config["SCRIPT_TIME_BUDGET_MS"], size=config["SCRIPT_SIZE_BUDGET"])
     from app.timers.scheduling import install_session_hooks
 
     install_session_hooks()

@@ -63,6 +63,10 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "SWEEP_GRACE": float(env.get("SERVICECASE_SWEEP_GRACE", 5)),
         # Testing only: a pause inside the firing job, so a test can kill a worker mid-job.
         "TIMER_FIRE_DELAY": float(env.get("SERVICECASE_TIMER_FIRE_DELAY", 0)) if name == "testing" else 0.0,
+        # Every BPMN expression/script call: wall-time budget, and the largest value (items, characters,
+        # bytes or bits) one operation may build. Exceeding either stops the script (422 / timer failed).
+        "SCRIPT_TIME_BUDGET_MS": int(env.get("SERVICECASE_SCRIPT_TIME_BUDGET_MS", 300)),
+        "SCRIPT_SIZE_BUDGET": int(env.get("SERVICECASE_SCRIPT_SIZE_BUDGET", 1_000_000)),
         "CLOCK": env.get("SERVICECASE_CLOCK", "system" if name == "production" else "simulated"),
         "EMERGENCY_CONTACT": {
             "name": env.get("SERVICECASE_EMERGENCY_NAME", ""),

@@ -1,5 +1,8 @@
 """Time the restricted script environment against SpiffWorkflow's plain TaskDataEnvironment.
 
+The restricted side includes the script budget (a deadline per call, a check per loop iteration and
+function call, guarded ``+ * ** << %``); the loop row shows its worst case, a tight arithmetic loop.
+
 Run: .venv/bin/python bench/restricted_overhead.py
 """
 
@@ -30,6 +33,12 @@ total = 0
 for part in parts:
     total += part['price'] * part['qty']
 """
+# A tight loop: every iteration pays the budget check and the guarded + and *.
+LOOP = """\
+acc = 0
+for i in range(100):
+    acc = acc + i * 2
+"""
 DATA = {
     "support_mode": "remote", "remote_result": "repaired", "reported_at": "2026-03-02T08:00:00+00:00",
     "equipment": {"serial": "SN-1", "warranty_ends_on": "2027-01-01"},
@@ -57,6 +66,7 @@ def main() -> None:
     # same with code compiled once, which isolates the run-time cost of the guards.
     condition_code = compile(CONDITION, "<string>", "eval")
     script_code = compile(SCRIPT, "<string>", "exec")
+    loop_code = compile(LOOP, "<string>", "exec")
     rows = [
         ("evaluate(condition)",
          _median_us(lambda: plain.evaluate(CONDITION, plain_data)),
@@ -66,6 +76,10 @@ def main() -> None:
          _median_us(lambda: plain.execute(SCRIPT, plain_data)),
          _median_us(lambda: plain.execute(script_code, plain_data)),
          _median_us(lambda: restricted.execute(SCRIPT, restricted_data))),
+        ("execute(100-iteration loop)",
+         _median_us(lambda: plain.execute(LOOP, plain_data), number=500),
+         _median_us(lambda: plain.execute(loop_code, plain_data), number=500),
+         _median_us(lambda: restricted.execute(LOOP, restricted_data), number=500)),
     ]
     assert plain_data == restricted_data
     # First run of a new source: the restricted compile (a cache miss) vs the built-in compile.

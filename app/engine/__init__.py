@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+from .budget import Budget, ScriptBudgetError
 from .clock import (
     Clock,
     ManualClock,
@@ -26,6 +27,7 @@ from .parser import Catalogue, HumanTaskInfo, TimerInfo
 from .runtime import Engine, HumanTask, Instance, ProcessDefinition, WaitingTimer
 
 __all__ = [
+    "Budget", "ScriptBudgetError", "configure_script_budget",
     "Catalogue", "Clock", "Engine", "EngineError", "HumanTask", "HumanTaskInfo", "Instance", "ManualClock",
     "OffsetClock",
     "ProcessDefinition", "ProcessDefinitionError", "ScriptError", "SystemClock", "TaskNotReadyError",
@@ -45,3 +47,10 @@ def get_engine() -> Engine:
             if _engine is None:
                 _engine = Engine()
     return _engine
+
+
+def configure_script_budget(*, time_ms: int, size: int) -> Budget:
+    """Set the time and size budget every expression and script of the process-wide engine runs on."""
+    budget = Budget(time_ms=time_ms, size=size)
+    get_engine().script_engine.environment.budget = budget
+    return budget

@@ -8,12 +8,19 @@ operators and unpacking into calls to guard functions) and run against a small b
 import allow-list. Modules are handed out as stripped copies so that ``statistics.sys`` or
 ``re.copyreg`` cannot be used as a way back to ``sys.modules``.
 
-Not covered here: run time and memory. ``while True: pass`` or ``10 ** 10 ** 9`` still hang the
-calling worker; limit that in the worker (timeouts), not in this module.
+Every call also runs on a budget (app.engine.budget): a time budget, checked by the code itself at
+every loop iteration, every function and lambda entry and every N items of a long iteration, and a
+size budget, checked before ``+ * ** << %``, ``range``, ``pow``, ``bytes``, padding string methods,
+format specs, ``math.factorial`` and the like build a value. ``re`` is backed by the ``regex``
+package, whose matching stops when the time budget runs out. Exceeding a budget raises
+ScriptBudgetError. Not covered: memory used by many small values within the time budget, and
+``str(container)`` of a container holding one large string many times (``str`` must stay the type);
+f-string fields, ``%``, ``repr`` and ``print`` do check that size.
 """
 
 from __future__ import annotations
 
+import ast
 import importlib
 import operator
 import re
@@ -26,7 +33,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from RestrictedPython import (
-    PrintCollector,
     RestrictingNodeTransformer,
     compile_restricted_eval,
     compile_restricted_exec,
@@ -36,10 +42,15 @@ from RestrictedPython.Guards import guarded_iter_unpack_sequence, guarded_unpack
 from RestrictedPython.transformer import INSPECT_ATTRIBUTES
 from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScriptEngineEnvironment
 
+from . import budget as _b
+from .budget import Budget, ScriptBudgetError
+
 __all__ = [
     "ALLOWED_MODULES",
     "DEFAULT_FUNCTIONS",
+    "Budget",
     "RestrictedEnvironment",
+    "ScriptBudgetError",
     "ScriptCompileError",
     "ScriptSecurityError",
     "add_duration",
@@ -74,15 +85,74 @@ class ScriptCompileError(Exception):
 # --------------------------------------------------------------------------------------------------
 # Compilation
 # --------------------------------------------------------------------------------------------------
+def _located(new: Any, old: Any) -> Any:
+    """Give every node of ``new`` that has no position the position of ``old``."""
+    for child in ast.walk(new):
+        if "lineno" in child._attributes:
+            for attr in ("lineno", "col_offset", "end_lineno", "end_col_offset"):
+                if getattr(child, attr, None) is None:
+                    setattr(child, attr, getattr(old, attr, None) or (1 if attr == "lineno" else 0))
+    return new
+
+
+def _budget_call() -> ast.Call:
+    return ast.Call(func=ast.Name("_budget_", ast.Load()), args=[], keywords=[])
+
+
+# Binary operators that can build a huge value from small operands, and the guard each becomes.
+_GUARDED_BINOPS: dict[type[ast.operator], str] = {
+    ast.Add: "_add_", ast.Mult: "_mul_", ast.Pow: "_pow_", ast.LShift: "_lshift_", ast.Mod: "_mod_",
+}
+
+
 class _Policy(RestrictingNodeTransformer):
-    """RestrictedPython's policy, minus class definitions.
+    """RestrictedPython's policy, minus class definitions, plus the budget checks.
 
     Classes need a ``__metaclass__`` hook and open the door to dunder methods defined in user code;
-    BPMN scripts have no use for them, so refuse them at deploy time with a clear message.
+    BPMN scripts have no use for them, so refuse them at deploy time with a clear message. Loops and
+    functions get a ``_budget_()`` call at the top of their body (outside any ``try`` in it, so a
+    script cannot swallow the stop and go on looping); size-building operators become guard calls.
     """
 
     def visit_ClassDef(self, node: Any) -> Any:
         self.error(node, "class definitions are not allowed")
+        return node
+
+    def _check_first(self, node: Any) -> Any:
+        node.body.insert(0, _located(ast.Expr(value=_budget_call()), node.body[0] if node.body else node))
+        return node
+
+    def visit_While(self, node: ast.While) -> Any:
+        return self._check_first(super().visit_While(node))
+
+    def visit_For(self, node: ast.For) -> Any:
+        return self._check_first(super().visit_For(node))
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> Any:
+        return self._check_first(super().visit_FunctionDef(node))
+
+    def visit_Lambda(self, node: ast.Lambda) -> Any:
+        node = super().visit_Lambda(node)  # type: ignore[assignment]
+        # `_budget_() or body`: the check returns None, so the lambda's value is unchanged.
+        node.body = _located(ast.BoolOp(op=ast.Or(), values=[_budget_call(), node.body]), node.body)
+        return node
+
+    def visit_BinOp(self, node: ast.BinOp) -> Any:
+        node = super().visit_BinOp(node)  # type: ignore[assignment]
+        guard = _GUARDED_BINOPS.get(type(node.op))
+        if guard is None:
+            return node
+        call = ast.Call(func=ast.Name(guard, ast.Load()), args=[node.left, node.right], keywords=[])
+        return _located(call, node)
+
+    def visit_FormattedValue(self, node: ast.FormattedValue) -> Any:
+        # Every field, even a plain {value}: the text of a list holding one big string many times is huge.
+        node = super().visit_FormattedValue(node)  # type: ignore[assignment]
+        spec = node.format_spec if node.format_spec is not None else ast.Constant("")
+        node.value = _located(ast.Call(func=ast.Name("_format_", ast.Load()),
+                                       args=[node.value, ast.Constant(node.conversion), spec], keywords=[]),
+                              node.value)
+        node.conversion, node.format_spec = -1, None
         return node
 
 
@@ -239,10 +309,27 @@ def _check_attribute(obj: Any, name: Any) -> None:
 
 
 def _checked_value(value: Any) -> Any:
-    """Refuse real module objects reached through an attribute (e.g. ``statistics.sys``)."""
+    """Refuse real module objects reached through an attribute (e.g. ``statistics.sys``), and regex
+    patterns (a match object's ``.re``), whose methods would match without the time budget."""
     if isinstance(value, types.ModuleType) and not isinstance(value, _SafeModule):
         raise ScriptSecurityError(f"access to module {value.__name__!r} is not allowed")
+    if isinstance(value, _b.RAW_REGEX_TYPES):
+        raise ScriptSecurityError("access to the underlying regex pattern is not allowed")
     return value
+
+
+# Types whose unbound methods (str.ljust(s, n)) get the same size checks as bound ones.
+_GUARDED_METHOD_TYPES = frozenset(kind for kind, _ in _b.GUARDED_METHODS)
+
+
+def _guarded_unbound(kind: type, name: str) -> Callable[..., Any]:
+    """``str.ljust`` and the like, read from the type: the guarded method of the first argument."""
+    def call(obj: Any, *args: Any, **kwargs: Any) -> Any:
+        if not isinstance(obj, kind):
+            return getattr(kind, name)(obj, *args, **kwargs)  # raises TypeError as the real one does
+        method = _b.guarded_method(obj, name) or getattr(obj, name)
+        return method(*args, **kwargs)
+    return call
 
 
 def _guarded_getattr(obj: Any, name: str, *default: Any) -> Any:
@@ -250,6 +337,12 @@ def _guarded_getattr(obj: Any, name: str, *default: Any) -> Any:
     if len(default) > 1:
         raise TypeError(f"getattr expected at most 3 arguments, got {2 + len(default)}")
     _check_attribute(obj, name)
+    if name in _b.GUARDED_METHOD_NAMES:
+        if type(obj) is type and obj in _GUARDED_METHOD_TYPES and hasattr(obj, name):
+            return _guarded_unbound(obj, name)
+        method = _b.guarded_method(obj, name)
+        if method is not None:
+            return method
     return _checked_value(getattr(obj, name, *default))
 
 
@@ -307,7 +400,7 @@ def _inplace(op: str, target: Any, value: Any) -> Any:
     function = _INPLACE_OPERATORS.get(op)
     if function is None:
         raise ScriptSecurityError(f"operator {op!r} is not allowed")
-    return function(target, value)
+    return _b.guarded_inplace(op, function, target, value)
 
 
 def _apply(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -356,15 +449,29 @@ _FORBIDDEN_BUILTINS = (
 _WITHHELD_EXCEPTIONS = ("BaseException", "SystemExit", "KeyboardInterrupt", "GeneratorExit")
 
 _EXTRA_BUILTINS: dict[str, Any] = {
-    "min": min, "max": max, "sum": sum, "any": any, "all": all, "enumerate": enumerate,
+    "min": min, "max": max, "any": any, "all": all, "enumerate": enumerate,
     "sorted": sorted, "reversed": reversed, "map": map, "filter": filter, "dict": dict,
     "list": list, "set": set, "frozenset": frozenset, "round": round, "abs": abs, "len": len,
-    "iter": iter, "next": next, "getattr": _guarded_getattr, "hasattr": _guarded_hasattr,
+    "iter": _b.guarded_iter_builtin, "next": next, "getattr": _guarded_getattr, "hasattr": _guarded_hasattr,
+    # Builtins that would build (or loop in C over) a value above the size budget refuse it first.
+    "range": _b.guarded_range, "pow": _b.guarded_pow, "bytes": _b.guarded_bytes, "sum": _b.guarded_sum,
+    # str stays the type (isinstance(x, str), str.upper); only repr() is a function that can be guarded.
+    "repr": _b.guarded_repr,
 }
+# Modules whose functions are replaced (math.factorial...) or which are rebuilt entirely (re).
+_MODULE_OVERRIDES: Mapping[str, Mapping[str, Any]] = types.MappingProxyType({
+    "math": _b.MATH_OVERRIDES, "decimal": _b.DECIMAL_OVERRIDES,
+})
 
 
 def _safe_module(name: str, hidden: frozenset[str]) -> _SafeModule:
-    """Build the stripped copy of an allow-listed module."""
+    """Build the stripped copy of an allow-listed module (``re`` is the budgeted one over ``regex``)."""
+    if name == "re":
+        module = _SafeModule("re")
+        for attr, value in _b.RE_NAMES.items():
+            if attr not in hidden and attr != "Pattern":
+                setattr(module, attr, value)
+        return module
     real = importlib.import_module(name)
     names = getattr(real, "__all__", None) or [n for n in dir(real) if not n.startswith("_")]
     copy = _SafeModule(name)
@@ -375,6 +482,9 @@ def _safe_module(name: str, hidden: frozenset[str]) -> _SafeModule:
         if isinstance(value, types.ModuleType):
             continue  # statistics.sys, datetime.sys, re.copyreg: each a way back to sys.modules
         setattr(copy, attr, value)
+    for attr, value in _MODULE_OVERRIDES.get(name, {}).items():
+        if attr not in hidden and hasattr(copy, attr):
+            setattr(copy, attr, value)
     return copy
 
 
@@ -382,7 +492,11 @@ def _safe_module(name: str, hidden: frozenset[str]) -> _SafeModule:
 _RESERVED_NAMES = frozenset({
     "__builtins__", "_getattr_", "_getitem_", "_getiter_", "_write_", "_inplacevar_",
     "_iter_unpack_sequence_", "_unpack_sequence_", "_apply_", "_print_",
+    "_budget_", "_add_", "_mul_", "_pow_", "_lshift_", "_mod_", "_format_",
 })
+
+
+_RECURSION_MESSAGE = "script recursed deeper than the interpreter allows"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -392,7 +506,7 @@ class RestrictedEnvironment(BasePythonScriptEngineEnvironment):
     """Script environment with TaskDataEnvironment's semantics, run under RestrictedPython."""
 
     def __init__(self, functions: dict[str, Callable[..., Any]] | None = None, *,
-                 cache_size: int = 2048) -> None:
+                 cache_size: int = 2048, budget: Budget | None = None) -> None:
         helpers = {**DEFAULT_FUNCTIONS, **(functions or {})}
         for name in helpers:
             if not name.isidentifier() or name.startswith("_") or name in _RESERVED_NAMES:
@@ -401,6 +515,7 @@ class RestrictedEnvironment(BasePythonScriptEngineEnvironment):
         # Helpers are trusted Python: they run unrestricted, so they must not hand out modules,
         # frames or mutable engine state.
         super().__init__(environment_globals=helpers)
+        self.budget = budget or Budget()  # replaced as a whole by configure_script_budget()
         self._cache = _CodeCache(cache_size)
         self._modules = {name: _safe_module(name, hidden) for name, hidden in ALLOWED_MODULES.items()}
         builtins: dict[str, Any] = {
@@ -414,14 +529,21 @@ class RestrictedEnvironment(BasePythonScriptEngineEnvironment):
             "__builtins__": builtins,
             "_getattr_": _guarded_getattr,
             "_getitem_": _guarded_getitem,
-            "_getiter_": iter,
+            "_getiter_": _b.guarded_iter,
             "_write_": _guard_write,
             "_inplacevar_": _inplace,
             "_iter_unpack_sequence_": guarded_iter_unpack_sequence,
             "_unpack_sequence_": guarded_unpack_sequence,
             "_apply_": _apply,
-            # print() output is collected into a throw-away PrintCollector; scripts have no stdout.
-            "_print_": PrintCollector,
+            # print() output is collected into a throw-away collector; scripts have no stdout.
+            "_print_": _b.BudgetPrintCollector,
+            "_budget_": _b.budget_check,
+            "_add_": _b.guarded_add,
+            "_mul_": _b.guarded_mul,
+            "_pow_": _b.guarded_pow,
+            "_lshift_": _b.guarded_lshift,
+            "_mod_": _b.guarded_mod,
+            "_format_": _b.guarded_format,
         }
 
     def _import(self, name: str, globals: Any = None, locals: Any = None,
@@ -451,7 +573,19 @@ class RestrictedEnvironment(BasePythonScriptEngineEnvironment):
         scope.update(external_context or {})
         scope.update(context)
         scope.update(self._scope)  # last, so task data can never replace a guard or the builtins
-        return eval(code, scope)
+        # open_budget(), inlined: this runs for every gateway condition.
+        state = _b.state
+        previous = state.current
+        current = state.current = (_b.monotonic() + self.budget.seconds, self.budget)
+        try:
+            result = eval(code, scope)
+        except RecursionError:
+            raise ScriptBudgetError(_RECURSION_MESSAGE) from None
+        finally:
+            state.current = previous
+        if _b.monotonic() > current[0]:  # it finished late: it must have swallowed the stop
+            raise _b.time_error(current)
+        return result
 
     def execute(self, script: str, context: dict[str, Any],
                 external_context: dict[str, Any] | None = None) -> bool:
@@ -463,10 +597,18 @@ class RestrictedEnvironment(BasePythonScriptEngineEnvironment):
         context.update(self.globals)
         context.update(external)
         context.update(self._scope)
+        state = _b.state
+        previous = state.current
+        current = state.current = (_b.monotonic() + self.budget.seconds, self.budget)
         try:
             exec(code, context)
+        except RecursionError:
+            raise ScriptBudgetError(_RECURSION_MESSAGE) from None
         finally:
+            state.current = previous
             self._remove_globals_and_functions_from_context(context, external, present)
+        if _b.monotonic() > current[0]:  # it finished late: it must have swallowed the stop
+            raise _b.time_error(current)
         return True
 
     def check_for_overwrite(self, context: Mapping[str, Any], external_context: Mapping[str, Any]) -> None:

@@ -24,7 +24,7 @@ from SpiffWorkflow.util.task import TaskState
 from . import timesource
 from .errors import ScriptError, TaskNotReadyError, UnknownTaskError
 from .parser import Catalogue, HumanTaskInfo, ParsedProcess, TimerInfo, parse_process
-from .restricted import RestrictedEnvironment
+from .restricted import Budget, RestrictedEnvironment
 
 timesource.install()
 
@@ -275,12 +275,13 @@ class Engine:
     """Parser, serializer, restricted script environment and spec cache: the one way to run BPMN."""
 
     def __init__(self, *, functions: dict[str, Callable[..., Any]] | None = None,
-                 cache_size: int = 64) -> None:
+                 cache_size: int = 64, budget: Budget | None = None) -> None:
         registry = BpmnWorkflowSerializer.configure(
             {**SPIFF_CONFIG, BpmnWorkflow: _StateOnlyWorkflowConverter})
         self._serializer = BpmnWorkflowSerializer(registry=registry)
         self._registry = registry
-        self.script_engine = PythonScriptEngine(environment=RestrictedEnvironment(functions=functions))
+        self.script_engine = PythonScriptEngine(environment=RestrictedEnvironment(functions=functions,
+                                                                                  budget=budget))
         self._cache: OrderedDict[Any, ProcessDefinition] = OrderedDict()
         self._cache_size = cache_size
         self._cache_lock = threading.Lock()

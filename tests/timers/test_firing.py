@@ -222,7 +222,8 @@ def test_two_workers_racing_fire_once(timer_processes: Flask, workers) -> None:
 
 
 def test_a_looping_script_is_stopped_by_the_job_timeout(timer_processes: Flask, workers) -> None:
-    workers("w1", SERVICECASE_TIMER_JOB_TIMEOUT="3")  # the worker's dispatcher enqueues, so it sets the timeout
+    # The script budget would stop the loop first; raised here so the job timeout, the backstop, is what stops it.
+    workers("w1", SERVICECASE_TIMER_JOB_TIMEOUT="3", SERVICECASE_SCRIPT_TIME_BUDGET_MS="60000")
     looping = open_due_in(1, process="looping_timer")
     wait_until(lambda: timer_of(looping).state == "failed", timeout=30)
     timer = timer_of(looping)
