@@ -16,7 +16,7 @@ from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 from rq.timeouts import JobTimeoutException
 from sqlalchemy import select
-from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.exc import StaleDataError
@@ -80,7 +80,7 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 
 def _outside_reason(exc: Exception) -> str:
     """Why a firing failed outside the scripts, without the SQL and its (possibly huge) parameters."""
-    cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    cause = getattr(exc, "orig", None) or exc  # a DBAPI error, or what a bind processor raised
     detail = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
     return f"firing failed outside the process's scripts: {type(cause).__name__}: {detail}".rstrip(": ")
 
