@@ -191,3 +191,38 @@ def test_the_sweep_replaces_a_failed_job_instead_of_adding_one(timer_processes: 
         db.session.commit()
     assert queue.job_ids == [job_id_for(timer_id)]
 
+
+
+def test_a_transient_failure_is_retried_and_the_last_attempt_marks_the_timer_failed(
+        timer_processes: Flask, database_url: str) -> None:
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("needs row locks and lock_timeout (PostgreSQL)")
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import OperationalError
+
+    from app.timers.service import fire_or_fail
+
+    case = open_due_in(0.2)
+    time.sleep(0.4)
+    timer_id = timer_of(case).id
+    other = create_engine(database_url)
+    blocker = other.connect()
+    blocker.execute(text("SELECT id FROM cases WHERE id = :id FOR UPDATE"), {"id": case})  # another writer
+
+    def attempt(final: bool) -> str:
+        db.session.execute(text("SET LOCAL lock_timeout = '300ms'"))  # this attempt gives up quickly
+        return fire_or_fail(timer_id=timer_id, final=final)
+
+    try:
+        with pytest.raises(OperationalError):  # not the last attempt: raised for RQ to retry
+            attempt(final=False)
+        assert timer_of(case).state == "waiting" and count_events(case, "timer_failed") == 0
+        threading.Timer(1.0, blocker.rollback).start()  # the other writer ends while the failure is recorded
+        outcome = attempt(final=True)
+    finally:
+        blocker.close()
+        other.dispose()
+    assert outcome.startswith("failed:")
+    timer = timer_of(case)
+    assert timer.state == "failed" and "LockNotAvailable" in timer.last_error
+    assert count_events(case, "timer_failed") == 1
