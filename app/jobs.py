@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -32,20 +31,17 @@ def _app_context() -> Iterator[Flask]:
 
 
 def fire_timer_job(timer_id: int) -> str:
-    """Fire one timer (idempotent: a timer that already fired or was cancelled is left alone)."""
-    from app.extensions import db
-    from app.timers.service import fire_timer
+    """Fire one timer (idempotent: a timer that already fired or was cancelled is left alone). A failure
+    outside its script marks it failed; a transient one is retried by RQ, and the last retry marks it
+    failed, so no timer stays waiting for ever behind a firing that cannot succeed."""
+    from rq import get_current_job
 
+    from app.timers.service import fire_or_fail
+
+    job = get_current_job()
+    final = job is None or not job.retries_left  # RQ counts retries_left down before each retry
     with _app_context() as app:
-        try:
-            outcome = fire_timer(timer_id=timer_id)
-            if app.config["TIMER_FIRE_DELAY"]:
-                time.sleep(app.config["TIMER_FIRE_DELAY"])
-            db.session.commit()
-        except BaseException:
-            db.session.rollback()
-            raise
-        return outcome
+        return fire_or_fail(timer_id=timer_id, final=final, delay=app.config["TIMER_FIRE_DELAY"])
 
 
 def sweep_job() -> dict[str, Any]:

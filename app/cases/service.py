@@ -12,12 +12,13 @@ from sqlalchemy.orm import selectinload, undefer
 from sqlalchemy.orm.attributes import flag_modified
 
 from app.audit.service import record_event
-from app.auth import Actor
+from app.auth import TIMER, Actor
 from app.cases.models import CHANNELS, PRIORITIES, Case
 from app.engine import (
     EngineError,
     Instance,
     ScriptError,
+    WaitingTimer,
     ensure_utc,
     get_engine,
     now,
@@ -210,21 +211,34 @@ def store_instance(case: Case, instance: Instance, *, actor: Actor, completed: W
     case row and the events are left for the commit: two round trips of writes, the case updated once.
     ``leading_events`` (type, payload) are appended first, e.g. the task completion that caused this.
     ``new`` says the case was just created, so it has no rows to read yet.
+
+    Every timer gets its row, even one that was already due when the engine reached it (a case entered
+    after its deadline, a deadline passing during a request): it is stored as fired at once, with its
+    lateness. What a timer did is recorded with the actor ``timer``, whoever's request ran it.
     """
     current = now()
+    # A case entered late: its overdue deadlines fired at entry, so that is when their lateness counts.
+    fired_at = case.opened_at if new and case.opened_at is not None else current
     result = StoreResult()
-    timers = instance.waiting_timers()
+    timers = instance.timer_events()
     ready = {t.id: t for t in instance.ready_human_tasks(timers)}
-    waiting = {t.task_id: t for t in timers}
+    waiting = {t.task_id: t for t in timers if t.state == "WAITING"}
+    fired = {t.task_id: t for t in timers if t.fired}
     items: dict[str, WorkItem] = {}
-    rows: dict[str, Timer] = {}
+    rows: dict[str, Timer] = {}  # the case's timer rows still open: waiting, or failed (retried by admins)
+    known: set[str] = set()  # task ids of fired timers that have a row already
     if not new:
         with db.session.no_autoflush:
             items = {w.task_id: w for w in db.session.scalars(
                 select(WorkItem).where(WorkItem.case_id == case.id, WorkItem.state == "ready"))}
-            rows = {t.task_id: t for t in db.session.scalars(
-                select(Timer).where(Timer.case_id == case.id, Timer.state == "waiting"))}
-    events: list[tuple[str, dict[str, Any]]] = list(leading_events or [])
+            open_row = Timer.state.in_(("waiting", "failed"))
+            for row in db.session.scalars(select(Timer).where(
+                    Timer.case_id == case.id, or_(open_row, Timer.task_id.in_(list(fired))) if fired else open_row)):
+                if row.state in ("waiting", "failed"):
+                    rows[row.task_id] = row
+                known.add(row.task_id)
+    user = actor.username
+    events: list[tuple[str, dict[str, Any], str]] = [(type_, payload, user) for type_, payload in leading_events or []]
     for task_id, item in items.items():
         if task_id in ready:
             item.due_at = ready[task_id].due_at
@@ -232,19 +246,21 @@ def store_instance(case: Case, instance: Instance, *, actor: Actor, completed: W
         elif completed is None or item.id != completed.id:
             item.state, item.completed_at = "cancelled", current
             events.append(("task_cancelled", {"work_item_id": item.id, "task_id": task_id,
-                                              "task_spec": item.task_spec, "name": item.name}))
+                                              "task_spec": item.task_spec, "name": item.name}, user))
     for task_id, row in rows.items():
         if task_id in waiting:
-            result.waiting_timers.append(row)
+            if row.state == "waiting":  # a failed one stays failed until an admin retries it
+                result.waiting_timers.append(row)
             continue
-        fired = instance.task_state(task_id) == "COMPLETED"
-        row.state, row.ended_at = ("fired" if fired else "cancelled"), current
-        if fired:
-            row.fired_late_by_ms = int((current - row.due_at).total_seconds() * 1000)
+        has_fired = instance.task_state(task_id) == "COMPLETED"
+        row.state, row.ended_at = ("fired" if has_fired else "cancelled"), current
+        if has_fired:
+            row.fired_late_by_ms = _late_by_ms(current, row.due_at)
         result.ended_timers.append(row)
-        events.append(("timer_fired" if fired else "timer_cancelled", {
+        events.append(("timer_fired" if has_fired else "timer_cancelled", {
             "timer_id": row.id, "task_id": task_id, "task_spec": row.task_spec, "name": row.name,
-            "due_at": _iso(row.due_at)}))
+            "due_at": _iso(row.due_at), **({"late_by_ms": row.fired_late_by_ms} if has_fired else {})},
+            TIMER.username if has_fired else user))
     for task_id, task in ready.items():
         if task_id not in items:
             result.ready.append(WorkItem(
@@ -252,35 +268,56 @@ def store_instance(case: Case, instance: Instance, *, actor: Actor, completed: W
                 form_key=task.form_key, state="ready", due_at=task.due_at, created_at=current))
     for task_id, timer in waiting.items():
         if task_id not in rows:
-            result.new_timers.append(Timer(
-                case_id=case.id, task_id=task_id, task_spec=timer.spec_id, name=timer.name, kind=timer.kind,
-                interrupting=timer.interrupting, attached_task_id=timer.attached_task_id, due_at=timer.due_at,
-                state="waiting", created_at=current))
-    if result.ready or result.new_timers:
-        db.session.add_all([*result.ready, *result.new_timers])
+            result.new_timers.append(_timer_row(case, timer, created_at=current))
+    # Timers that came due within this very run never waited: their row is born fired.
+    fired_at_once = [_timer_row(case, timer, created_at=fired_at, fired_at=fired_at)
+                     for task_id, timer in fired.items() if task_id not in known and task_id not in rows]
+    if result.ready or result.new_timers or fired_at_once:
+        db.session.add_all([*fired_at_once, *result.ready, *result.new_timers])
         db.session.flush()  # ids for the events; the case row is untouched so far
+    for row in fired_at_once:
+        events.append(("timer_scheduled", _scheduled_payload(row), user))
+        events.append(("timer_fired", {"timer_id": row.id, "task_id": row.task_id, "task_spec": row.task_spec,
+                                       "name": row.name, "due_at": _iso(row.due_at),
+                                       "late_by_ms": row.fired_late_by_ms}, TIMER.username))
+    result.ended_timers.extend(fired_at_once)
     for item in result.ready:
         events.append(("task_ready", {"work_item_id": item.id, "task_id": item.task_id,
                                       "task_spec": item.task_spec, "name": item.name, "role": item.role,
-                                      "form_key": item.form_key, "due_at": _iso(item.due_at)}))
+                                      "form_key": item.form_key, "due_at": _iso(item.due_at)}, user))
     for row in result.new_timers:
-        events.append(("timer_scheduled", {"timer_id": row.id, "task_id": row.task_id,
-                                           "task_spec": row.task_spec, "name": row.name,
-                                           "due_at": _iso(row.due_at), "interrupting": row.interrupting}))
+        events.append(("timer_scheduled", _scheduled_payload(row), user))
     result.open_items.extend(result.ready)
     result.waiting_timers.extend(result.new_timers)
     data = instance.data
     if instance.is_completed and case.status == "open":
         case.status, case.closed_at = "closed", current
-        events.append(("case_closed", {"outcome": data.get("outcome")}))
-    for type_, payload in events:
-        record_event(case=case, type=type_, actor=actor.username, payload=payload)
+        events.append(("case_closed", {"outcome": data.get("outcome")}, user))
+    for type_, payload, who in events:
+        record_event(case=case, type=type_, actor=who, payload=payload)
     case.state_json = instance.dump()
     case.updated_at = current
     case.summary = {**{k: data[k] for k in SUMMARY_KEYS if k in data},
                     "open_tasks": sorted(t.name for t in ready.values())}
     note_timer_changes(new=result.new_timers, ended=result.ended_timers)
     return result
+
+
+def _late_by_ms(fired_at: datetime, due_at: datetime) -> int:
+    return int((fired_at - due_at).total_seconds() * 1000)
+
+
+def _timer_row(case: Case, timer: WaitingTimer, *, created_at: datetime, fired_at: datetime | None = None) -> Timer:
+    """A timer row for an engine timer: waiting, or (``fired_at``) fired already."""
+    return Timer(case_id=case.id, task_id=timer.task_id, task_spec=timer.spec_id, name=timer.name, kind=timer.kind,
+                 interrupting=timer.interrupting, attached_task_id=timer.attached_task_id, due_at=timer.due_at,
+                 state="fired" if fired_at else "waiting", created_at=created_at, ended_at=fired_at,
+                 fired_late_by_ms=_late_by_ms(fired_at, timer.due_at) if fired_at else None)
+
+
+def _scheduled_payload(row: Timer) -> dict[str, Any]:
+    return {"timer_id": row.id, "task_id": row.task_id, "task_spec": row.task_spec, "name": row.name,
+            "due_at": _iso(row.due_at), "interrupting": row.interrupting}
 
 
 class CaseDetail:

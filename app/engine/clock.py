@@ -49,7 +49,8 @@ class ManualClock:
 
 
 class OffsetClock:
-    """Wall clock plus an offset read from a shared store, so every process of a rehearsal agrees.
+    """Wall clock plus an offset read from a shared store (the database), so every process of a
+    rehearsal agrees.
 
     The offset is re-read at most every ``refresh`` seconds: reading it costs a round trip.
     """

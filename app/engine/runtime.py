@@ -81,7 +81,8 @@ class HumanTask:
 
 @dataclass(frozen=True)
 class WaitingTimer:
-    """A timer event waiting to fire, with the due time the engine fixed for it."""
+    """A timer event with the due time the engine fixed for it; ``state`` WAITING until it fires
+    (then COMPLETED, or CANCELLED when its activity ended first)."""
 
     task_id: str
     spec_id: str
@@ -90,6 +91,12 @@ class WaitingTimer:
     due_at: datetime
     attached_task_id: str | None
     interrupting: bool
+    state: str = "WAITING"
+
+    @property
+    def fired(self) -> bool:
+        """True once the timer fired (its task ran or is about to)."""
+        return self.state in ("READY", "STARTED", "COMPLETED")
 
 
 def _parse_due(value: Any) -> datetime | None:
@@ -140,22 +147,30 @@ class Instance:
             id=task.task_spec.name, name=task.task_spec.bpmn_name or task.task_spec.name,
             role=None, form_key=None, lane=getattr(task.task_spec, "lane", None))
         enclosing = self._enclosing_task_ids(task)
-        dues = [t.due_at for t in (timers or []) if t.attached_task_id in enclosing]
+        # A deadline that already fired (non-interrupting) still dates the task: it is overdue.
+        dues = [t.due_at for t in (timers or []) if t.attached_task_id in enclosing
+                and (t.state == "WAITING" or t.fired)]
         return HumanTask(id=str(task.id), spec_id=task.task_spec.name, name=info.name, role=info.role,
                          form_key=info.form_key, lane=info.lane, data=copy.deepcopy(task.data),
                          due_at=min(dues) if dues else None)
 
     def ready_human_tasks(self, timers: list[WaitingTimer] | None = None) -> list[HumanTask]:
-        """Every human task that can be worked on now, with the earliest deadline that guards it
-        (pass ``timers`` from ``waiting_timers()`` when you have them already)."""
-        timers = self.waiting_timers() if timers is None else timers
+        """Every human task that can be worked on now, with the earliest deadline that guards it, fired
+        or not (pass ``timers`` from ``timer_events()`` when you have them already)."""
+        timers = self.timer_events() if timers is None else timers
         return [self._human(t, timers) for t in self.workflow.get_tasks(state=TaskState.READY, manual=True)]
 
     def waiting_timers(self) -> list[WaitingTimer]:
         """Every timer event waiting to fire, with its fixed due time."""
+        return [t for t in self.timer_events() if t.state == "WAITING"]
+
+    def timer_events(self) -> list[WaitingTimer]:
+        """Every timer event that has a due time, whatever its state: waiting, fired (the due time stays
+        in the task's internal data after it completes) or cancelled."""
         timers = []
         catalogue = self.definition.catalogue.timers
-        for task in self.workflow.get_tasks(state=TaskState.WAITING):
+        states = TaskState.WAITING | TaskState.READY | TaskState.STARTED | TaskState.COMPLETED | TaskState.CANCELLED
+        for task in self.workflow.get_tasks(state=states):
             event = getattr(task.task_spec, "event_definition", None)
             if not isinstance(event, TimerEventDefinition):
                 continue
@@ -163,6 +178,9 @@ class Instance:
             if due is None:
                 continue
             info: TimerInfo | None = catalogue.get(task.task_spec.name)
+            state = TaskState.get_name(task.state)
+            if state != "WAITING" and info is not None and info.placement == "start":
+                continue  # a schedule's start event: the schedule fired it, not a deadline of the case
             attached = None
             if info and info.attached_to and task.parent is not None:
                 # A boundary event and its activity are siblings under a hidden split task.
@@ -171,7 +189,8 @@ class Instance:
             timers.append(WaitingTimer(
                 task_id=str(task.id), spec_id=task.task_spec.name,
                 name=info.name if info else task.task_spec.name, kind=info.kind if info else "date",
-                due_at=due, attached_task_id=attached, interrupting=info.interrupting if info else True))
+                due_at=due, attached_task_id=attached, interrupting=info.interrupting if info else True,
+                state=state))
         return timers
 
     def task_state(self, task_id: str) -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Float, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import UTCDateTime, db
@@ -13,8 +13,7 @@ from app.extensions import UTCDateTime, db
 if TYPE_CHECKING:
     from app.cases.models import Case
 
-TIMER_STATES = ("waiting", "fired", "cancelled")
-
+TIMER_STATES = ("waiting", "fired", "cancelled", "failed")
 
 
 class Timer(db.Model):  # type: ignore[name-defined,misc]
@@ -35,10 +34,11 @@ class Timer(db.Model):  # type: ignore[name-defined,misc]
     interrupting: Mapped[bool] = mapped_column(default=True)  # cancels its activity when it fires
     attached_task_id: Mapped[str | None] = mapped_column(String(36))  # activity a boundary timer guards
     due_at: Mapped[datetime] = mapped_column(UTCDateTime)  # when it is due (fixed by the engine)
-    state: Mapped[str] = mapped_column(String(20), default="waiting")  # waiting | fired | cancelled
+    state: Mapped[str] = mapped_column(String(20), default="waiting")  # waiting | fired | cancelled | failed
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)  # when it started waiting
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # when it fired or was cancelled
-    fired_late_by_ms: Mapped[int | None] = mapped_column()  # fire time minus due time, for the SLA record
+    # fire time minus due time, for the SLA record; 64-bit: an outage of 25 days is 2^31 ms
+    fired_late_by_ms: Mapped[int | None] = mapped_column(BigInteger)
     attempts: Mapped[int] = mapped_column(default=0)  # firing attempts that failed
     last_error: Mapped[str | None] = mapped_column(Text)  # why the last attempt failed
 
@@ -76,3 +76,16 @@ class ScheduleOccurrence(db.Model):  # type: ignore[name-defined,misc]
     occurrence_at: Mapped[datetime] = mapped_column(UTCDateTime)  # when it was due
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))  # the case it started
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)  # when it was started (late after downtime)
+
+
+class SimulatedClock(db.Model):  # type: ignore[name-defined,misc]
+    """The simulated clock's offset from the wall clock: one row (id 1), none meaning zero.
+
+    It lives in the database beside the history it dates, so losing Redis cannot move the clock."""
+
+    __tablename__ = "simulated_clock"
+
+    id: Mapped[int] = mapped_column(primary_key=True)  # always 1
+    offset_seconds: Mapped[float] = mapped_column(Float)  # how far the system clock is ahead of the wall clock
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)  # wall-clock time of the last move
+    updated_by: Mapped[str] = mapped_column(String(100))  # who moved it

@@ -11,10 +11,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from redis.exceptions import RedisError
+from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
+from rq.timeouts import JobTimeoutException
 from sqlalchemy import select
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import selectinload
+from sqlalchemy.orm.exc import StaleDataError
 
 from app.audit.service import record_event
 from app.auth import TIMER, Actor
@@ -67,6 +72,50 @@ def _reason(exc: BaseException) -> str:
     return str(exc)
 
 
+# Worth another attempt: the database or Redis away or busy, a concurrent writer, a job that ran too long.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OperationalError, InterfaceError, DisconnectionError, PoolTimeoutError, StaleDataError, RedisError,
+    JobTimeoutException)
+
+
+def _outside_reason(exc: Exception) -> str:
+    """Why a firing failed outside the scripts, without the SQL and its (possibly huge) parameters."""
+    cause = getattr(exc, "orig", None) or exc  # a DBAPI error, or what a bind processor raised
+    detail = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+    return f"firing failed outside the process's scripts: {type(cause).__name__}: {detail}".rstrip(": ")
+
+
+def fire_or_fail(*, timer_id: int, final: bool, delay: float = 0.0) -> str:
+    """Fire a timer and commit. A failure that another attempt cannot mend (a value that does not fit a
+    column, a broken constraint...) marks the timer failed with the reason at once, in a fresh
+    transaction; a transient one (database or Redis away) is raised again for a retry, unless this is
+    the ``final`` attempt, which marks it failed too. Returns what happened."""
+    try:
+        outcome = fire_timer(timer_id=timer_id)
+        if delay:
+            time.sleep(delay)  # tests: a job that is still running when its worker is killed
+        db.session.commit()
+        return outcome
+    except TimerFiringError as exc:  # a script failed: already marked failed and recorded
+        db.session.rollback()
+        return f"failed: {exc}"
+    except Exception as exc:
+        db.session.rollback()
+        if isinstance(exc, TRANSIENT_ERRORS) and not final:
+            raise
+        reason = _outside_reason(exc)
+        log.warning("timer %s failed: %s", timer_id, reason)
+        try:
+            mark_failed(timer_id=timer_id, error=reason)
+        except Exception:  # the database is still away: leave it waiting, the sweep fires it again later
+            db.session.rollback()
+            raise exc from None
+        return f"failed: {reason}"
+    except BaseException:
+        db.session.rollback()
+        raise
+
+
 def mark_failed(*, timer_id: int, error: str) -> None:
     """Record a failed firing on the timer and in the case's history, in a transaction of its own."""
     timer = db.session.get(Timer, timer_id)
@@ -74,6 +123,9 @@ def mark_failed(*, timer_id: int, error: str) -> None:
         return
     case = lock_case(timer.case_id)
     db.session.refresh(timer)
+    if timer.state != "waiting":  # fired or cancelled meanwhile by another attempt: nothing failed
+        db.session.rollback()
+        return
     timer.attempts += 1
     timer.last_error = error[:4000]
     timer.state = "failed"
@@ -125,7 +177,8 @@ def sweep(*, horizon: float, grace: float, start_occurrences: Callable[[], int] 
     """Make sure every waiting timer will fire. Due within ``horizon`` seconds and lost by Redis (neither
     armed nor with a job): armed again. Overdue by more than ``grace`` seconds with no job that will run
     it, or with a job started by a worker that is no longer alive (SIGKILL leaves a job STARTED forever):
-    fired now under another job id. Firing is idempotent, so a second firing job does no harm."""
+    its stale job is deleted and it is queued again under the same id. A timer therefore never has more
+    than one job that will run, so the queue never holds more jobs than there are waiting timers."""
     report = SweepReport()
     queue = timer_queue()
     conn = queue.connection
@@ -155,14 +208,25 @@ def sweep(*, horizon: float, grace: float, start_occurrences: Callable[[], int] 
         if status in _WILL_RUN or (status == JobStatus.STARTED.value and worker in alive):
             continue
         if status == JobStatus.STARTED.value or overdue:
-            conn.zrem(DUE_KEY, str(timer_id))
-            enqueue_fire_job(queue, timer_id, job_id=f"{job_id_for(timer_id)}-sweep-{int(time.time())}")
+            # A dispatcher may have claimed it from the due set since we looked: then it is queued now.
+            if armed is not None and not conn.zrem(DUE_KEY, str(timer_id)):
+                continue
+            if status is not None:
+                _delete_job(queue.connection, job_id_for(timer_id))  # finished, failed or orphaned
+            enqueue_fire_job(queue, timer_id)
             report.rearmed_overdue.append(timer_id)
         elif armed is None:
             lost[timer_id] = due_at
             report.armed.append(timer_id)
     arm_timers(conn, lost)
     return _with_occurrences(report, start_occurrences)
+
+
+def _delete_job(conn: Any, job_id: str) -> None:
+    try:
+        Job.fetch(job_id, connection=conn).delete()
+    except NoSuchJobError:
+        pass
 
 
 def _with_occurrences(report: SweepReport, start_occurrences: Callable[[], int] | None) -> SweepReport:

@@ -1,48 +1,58 @@
-"""The simulation clock: a shared offset in Redis that every process adds to the wall clock.
+"""The simulation clock: an offset from the wall clock, kept in the database, that every process adds.
 
 It exists only when the configuration says CLOCK=simulated (development and testing); production
-refuses that setting. Advancing it fires every timer that became due, so a 48-hour scenario is
-rehearsed in seconds.
+refuses that setting. The offset lives beside the history it dates (table ``simulated_clock``), so a
+Redis flush or restart cannot silently move the clock back; it never moves back past recorded history.
+Advancing it fires every timer that became due, so a 48-hour scenario is rehearsed in seconds.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from flask import Flask, current_app
-from redis.exceptions import RedisError
-from sqlalchemy import select
+from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from app.audit.models import CaseEvent
 from app.auth import Actor
+from app.cases.models import Case
 from app.engine import OffsetClock, get_clock, now
-from app.errors import InvalidDataError, PermissionDeniedError
-from app.extensions import db, redis_connection
-from app.timers.models import Timer
-from app.timers.service import fire_timer
+from app.errors import ConflictError, InvalidDataError, PermissionDeniedError
+from app.extensions import db
+from app.tasks.models import WorkItem
+from app.timers.models import ScheduleOccurrence, SimulatedClock, Timer
+from app.timers.service import fire_or_fail
 
 log = logging.getLogger(__name__)
 
-OFFSET_KEY = "servicecase:clock:offset_seconds"
+CLOCK_ROW = 1
+_TABLE = SimulatedClock.__table__
 
 
 def offset_reader(app: Flask) -> Callable[[], float]:
-    """Read the shared offset; without Redis the offset is zero (and that is logged once)."""
-    warned = False
+    """Read the offset through a short connection of its own, never the request's session (reading the
+    clock must not join, block or break a transaction). A failed read keeps the last value it had."""
+    engine: Engine | None = None
+    last, warned = 0.0, False
 
     def read() -> float:
-        nonlocal warned
-        if not app.config.get("REDIS_URL"):
-            return 0.0
+        nonlocal engine, last, warned
         try:
-            value = redis_connection(app).get(OFFSET_KEY)
-        except RedisError as exc:
+            if engine is None:
+                with app.app_context():
+                    engine = db.engine
+            with engine.connect() as conn:
+                value = conn.scalar(select(_TABLE.c.offset_seconds).where(_TABLE.c.id == CLOCK_ROW))
+        except SQLAlchemyError as exc:  # no table yet (before `flask db upgrade`), or the database is away
             if not warned:
-                log.warning("simulated clock: cannot read the offset from Redis (%s); using 0", exc)
+                log.warning("simulated clock: cannot read the offset (%s); keeping %s s", exc, last)
                 warned = True
-            return 0.0
-        return float(value) if value else 0.0
+            return last
+        last, warned = (float(value) if value is not None else 0.0), False
+        return last
 
     return read
 
@@ -64,6 +74,34 @@ def clock_offset() -> timedelta:
     return clock.offset(fresh=True) if isinstance(clock, OffsetClock) else timedelta(0)
 
 
+def _store_offset(*, actor: Actor, add: float | None = None, set_to: float | None = None) -> float:
+    """Change the offset in a transaction of its own, at once visible to every process (like the clock
+    itself it is not part of the caller's unit of work); an addition is atomic. Returns the new offset."""
+    stamp = {"updated_at": datetime.now(UTC), "updated_by": actor.username}
+    value = _TABLE.c.offset_seconds + add if add is not None else set_to
+    for attempt in (1, 2):
+        try:
+            with db.engine.begin() as conn:
+                if not conn.execute(update(_TABLE).where(_TABLE.c.id == CLOCK_ROW)
+                                    .values(offset_seconds=value, **stamp)).rowcount:
+                    conn.execute(insert(_TABLE).values(id=CLOCK_ROW, offset_seconds=add or set_to or 0.0, **stamp))
+                stored = conn.scalar(select(_TABLE.c.offset_seconds).where(_TABLE.c.id == CLOCK_ROW))
+                return float(stored or 0.0)
+        except IntegrityError:  # another process inserted the row first: update it instead
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def latest_recorded_moment() -> datetime | None:
+    """The latest moment the history records (events, cases opened, timers ended, tasks completed...)."""
+    moments = [db.session.scalar(select(func.max(column))) for column in (
+        CaseEvent.occurred_at, Case.opened_at, Timer.ended_at, WorkItem.completed_at,
+        ScheduleOccurrence.started_at)]
+    found = [m for m in moments if m is not None]
+    return max(found) if found else None
+
+
 def advance_clock(*, by: timedelta, actor: Actor, fire: bool = True) -> tuple[datetime, list[int]]:
     """Move the simulated clock forward and fire every timer now due; returns (new now, fired timer ids)."""
     clock = _check(actor)
@@ -71,31 +109,39 @@ def advance_clock(*, by: timedelta, actor: Actor, fire: bool = True) -> tuple[da
         raise InvalidDataError("the clock only moves forward", errors={"by": ["must be positive"]})
     if by > timedelta(days=3660):
         raise InvalidDataError("that is more than ten years", errors={"by": ["must be at most 3660 days"]})
-    redis_connection().incrbyfloat(OFFSET_KEY, by.total_seconds())
+    _store_offset(actor=actor, add=by.total_seconds())
     clock.offset(fresh=True)
     return now(), (fire_due_timers() if fire else [])
 
 
 def reset_clock(*, actor: Actor) -> datetime:
-    """Put the simulated clock back on the wall clock (timers already fired stay fired)."""
+    """Put the simulated clock back on the wall clock, unless history is recorded later than that: the
+    history would then be dated ahead of the clock, and new events would sort before older ones."""
     clock = _check(actor)
-    redis_connection().delete(OFFSET_KEY)
+    wall = datetime.now(UTC)
+    latest = latest_recorded_moment()
+    if latest is not None and latest > wall:
+        raise ConflictError(
+            f"the clock cannot go back to the wall clock ({wall.isoformat(timespec='seconds')}): recorded "
+            f"history reaches {latest.isoformat(timespec='seconds')}, {latest - wall} later; it stays at "
+            f"{now().isoformat(timespec='seconds')}")
+    _store_offset(actor=actor, set_to=0.0)
     clock.offset(fresh=True)
     return now()
 
 
 def fire_due_timers(*, limit: int = 10_000) -> list[int]:
-    """Fire every waiting timer that is due, here and now, one case transaction each."""
+    """Fire every waiting timer that is due, here and now, one case transaction each; a timer whose
+    firing fails is marked failed with the reason and the others go on."""
     due = db.session.scalars(select(Timer.id).where(Timer.state == "waiting", Timer.due_at < now())
                              .order_by(Timer.due_at).limit(limit)).all()
     db.session.commit()
     for timer_id in due:
         try:
-            fire_timer(timer_id=timer_id)  # fires every due timer of that case
-            db.session.commit()
-        except Exception as exc:  # one failing case must not stop the others; it is marked failed
+            fire_or_fail(timer_id=timer_id, final=True)  # fires every due timer of that case
+        except Exception as exc:  # the database itself is away: the worker's sweep fires it later
             db.session.rollback()
-            log.warning("timer %s failed while the clock moved: %s", timer_id, exc)
+            log.warning("timer %s could not fire while the clock moved: %s", timer_id, exc)
     if not due:
         return []
     return list(db.session.scalars(select(Timer.id).where(Timer.id.in_(due), Timer.state == "fired")
