@@ -173,7 +173,8 @@ def worker_command(burst: bool, fork: bool, no_sweep: bool, name: str | None) ->
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     if not app.config.get("REDIS_URL"):
-        raise click.ClickException("REDIS_URL is not set: the worker needs Redis")
+        raise click.ClickException(app.config.get("REDIS_URL_PROBLEM")
+                                   or "REDIS_URL is not set: the worker needs Redis")
     try:
         run_worker(app, burst=burst, fork=fork, sweep=not no_sweep, name=name)
     except WorkerNameTaken as exc:

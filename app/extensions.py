@@ -63,7 +63,7 @@ def new_redis_connection(app: Flask) -> Redis:
     """A Redis client of its own (its own pool) on REDIS_URL, with the app's timeouts."""
     url = app.config.get("REDIS_URL")
     if not url:
-        raise RuntimeError("REDIS_URL is not set: timers need Redis")
+        raise RuntimeError(app.config.get("REDIS_URL_PROBLEM") or "REDIS_URL is not set: timers need Redis")
     return Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=30)
 
 
