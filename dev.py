@@ -97,14 +97,21 @@ def cmd_run(argv: list[str]) -> None:
         if not os.environ.get("REDIS_URL"):
             os.environ["REDIS_URL"] = _start_embedded_redis(redis)
         _run(BIN / "flask", "--app", "wsgi", "setup")
-        children.append(subprocess.Popen([str(BIN / "flask"), "--app", "wsgi", "worker"], cwd=ROOT))
+        worker_command = [str(BIN / "flask"), "--app", "wsgi", "worker"]
+        children.append(subprocess.Popen(worker_command, cwd=ROOT))
         host = os.environ.get("HOST", "127.0.0.1")
         port = os.environ.get("PORT", "5000")
         print(f"\nServing on http://{host}:{port}/  (Ctrl-C to stop)\n", flush=True)
         web = subprocess.Popen([str(BIN / "flask"), "--app", "wsgi", "run", "--host", host, "--port", port, *argv],
                                cwd=ROOT)
         children.append(web)
-        web.wait()
+        started_at = time.monotonic()
+        while web.poll() is None:
+            time.sleep(0.5)
+            if children[0].poll() is not None and time.monotonic() - started_at > 5:  # at most one restart in 5 s
+                print(f"the timer worker stopped (exit {children[0].returncode}); starting it again", flush=True)
+                children[0] = subprocess.Popen(worker_command, cwd=ROOT)
+                started_at = time.monotonic()
     except KeyboardInterrupt:
         pass
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -19,6 +20,7 @@ from app.config import load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV = Path(sys.executable).parent.parent  # the venv running the tests: dev.py must not install another
+WORKER_UP = re.compile(r"rq\.worker INFO Worker \w+: started with PID")
 
 
 def _free_port() -> int:
@@ -45,6 +47,18 @@ def _children(pid: int) -> list[int]:
             continue
         if int(fields[1]) == pid:
             found.append(int(stat.parent.name))
+    return found
+
+
+def _workers(pid: int) -> list[int]:
+    """The `flask worker` processes among the children of ``pid``."""
+    found = []
+    for child in _children(pid):
+        try:
+            if b"worker" in Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0"):
+                found.append(child)
+        except OSError:
+            pass
     return found
 
 
@@ -104,6 +118,15 @@ def test_the_readme_clock_command_finds_the_embedded_redis(dev_run) -> None:
                             env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "now " in result.stdout and "fired" in result.stdout
+
+    # A worker that dies (here: SIGKILL) is started again.
+    [worker] = _workers(proc.pid)
+    os.kill(worker, signal.SIGKILL)
+    deadline = time.monotonic() + 20
+    while not [pid for pid in _workers(proc.pid) if pid != worker] or len(WORKER_UP.findall(log.read_text())) < 2:
+        assert time.monotonic() < deadline, log.read_text()[-3000:]
+        time.sleep(0.2)
+    assert "the timer worker stopped" in log.read_text()
 
     children = _children(proc.pid)  # the embedded Redis, the worker and the web server
     assert int(redis_pid) in children and len(children) >= 3, children
