@@ -244,11 +244,13 @@ def test_a_second_worker_with_a_live_name_is_refused(on_own_redis: Flask, own_re
                                                      workers) -> None:
     first = workers("w3")
     wait_until(worker_ready(own_redis, "w3"), 30, "first w3 up")
+    started = time.monotonic()
     second = workers("w3")
     try:
         code = second.wait(30)
     except subprocess.TimeoutExpired:
         raise AssertionError("the second w3 was not refused") from None
+    print(f"\nthe second w3 was refused after {time.monotonic() - started:.1f} s")
     assert code != 0
     assert "a worker named 'w3' is already running" in log_of(second)
     assert first.poll() is None  # the first one is untouched
