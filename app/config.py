@@ -27,6 +27,24 @@ def _instance_secret(instance_dir: Path) -> str:
     return key
 
 
+def _recorded_redis(instance_dir: Path) -> tuple[str | None, str | None]:
+    """The embedded Redis that `python3 dev.py run` recorded in the instance folder: (URL, None) while its
+    redis-server runs, (None, why not) when the record is stale, (None, None) without a record."""
+    path = instance_dir / "redis_url"
+    try:
+        url, pid = path.read_text().split()[:2]
+    except (OSError, ValueError):
+        return None, None
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return None, (f"the embedded Redis that `python3 dev.py run` recorded in {path} is gone (its "
+                      f"redis-server, pid {pid}, is not running): start `python3 dev.py run` again, or set REDIS_URL")
+    except (PermissionError, ValueError):
+        pass
+    return url, None
+
+
 def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Build the app's settings from the environment, then apply ``overrides`` (tests)."""
     env = os.environ
@@ -74,6 +92,8 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
             "email": env.get("SERVICECASE_EMERGENCY_EMAIL", ""),
         },
     }
+    if name == "development" and not cfg["REDIS_URL"]:  # `dev.py run`'s embedded Redis, from another shell
+        cfg["REDIS_URL"], cfg["REDIS_URL_PROBLEM"] = _recorded_redis(instance_dir)
     url = cfg["SQLALCHEMY_DATABASE_URI"]
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):  # psycopg 3 is the driver we ship

@@ -59,21 +59,25 @@ db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 migrate = Migrate()
 
 
+def new_redis_connection(app: Flask) -> Redis:
+    """A Redis client of its own (its own pool) on REDIS_URL, with the app's timeouts."""
+    url = app.config.get("REDIS_URL")
+    if not url:
+        raise RuntimeError(app.config.get("REDIS_URL_PROBLEM") or "REDIS_URL is not set: timers need Redis")
+    return Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=30)
+
+
 def redis_connection(app: Flask | None = None) -> Redis:
     """The app's Redis connection (one pool per process), from REDIS_URL."""
     app = app or current_app._get_current_object()  # type: ignore[attr-defined]
     conn = app.extensions.get("servicecase.redis")
     if conn is None:
-        url = app.config.get("REDIS_URL")
-        if not url:
-            raise RuntimeError("REDIS_URL is not set: timers need Redis")
-        conn = Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=30)
-        app.extensions["servicecase.redis"] = conn
+        conn = app.extensions["servicecase.redis"] = new_redis_connection(app)
     return conn
 
 
-def timer_queue(app: Flask | None = None) -> Queue:
-    """The RQ queue timer jobs go through."""
+def timer_queue(app: Flask | None = None, *, connection: Redis | None = None) -> Queue:
+    """The RQ queue timer jobs go through (on the app's Redis connection unless given another)."""
     app = app or current_app._get_current_object()  # type: ignore[attr-defined]
-    return Queue(app.config["TIMER_QUEUE"], connection=redis_connection(app),
+    return Queue(app.config["TIMER_QUEUE"], connection=connection or redis_connection(app),
                  default_timeout=app.config["TIMER_JOB_TIMEOUT"])
