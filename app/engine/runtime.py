@@ -273,7 +273,7 @@ def _script_error(exc: BaseException) -> ScriptError:
         cause = exc.__cause__ or exc.__context__ or getattr(exc, "error", None)
         detail = str(exc)
         # SpiffWorkflow often quotes the cause already ("ScriptBudgetError:script ran longer..."): once is enough.
-        if cause is not None and not (str(cause) and str(cause) in detail):
+        if cause is not None and not (str(cause) and str(cause) in detail and type(cause).__name__ in detail):
             detail = f"{detail}: {type(cause).__name__}: {cause}" if str(cause) else f"{detail}: {type(cause).__name__}"
         return ScriptError(detail, element_id=element)
     reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -33,6 +32,7 @@ from app.extensions import db
 from app.processes.service import deploy_path
 from app.tasks.models import WorkItem
 from app.timers.models import Timer
+from tests.support import WorkerProcesses, free_port, open_due_in, timer_of, wait_until, worker_env
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"
@@ -109,12 +109,6 @@ def test_completing_a_task_whose_condition_loops_is_422_and_changes_nothing(budg
 # --------------------------------------------------------------------------------------------------
 # Web request, a real gunicorn with two processes of four threads
 # --------------------------------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _request(url: str, body: dict[str, Any] | None = None, timeout: float = 30) -> tuple[int, dict[str, Any], float]:
     """(status, JSON body, seconds) of a GET, or a POST of ``body``."""
     data = json.dumps(body).encode() if body is not None else None
@@ -131,7 +125,7 @@ def _request(url: str, body: dict[str, Any] | None = None, timeout: float = 30) 
 @pytest.fixture
 def gunicorn(budget_processes: Flask, app: Flask, database_url: str, tmp_path: Path) -> Iterator[str]:
     """A real `gunicorn -k gthread --threads 4 -w 2` on a free port; its base URL."""
-    port = _free_port()
+    port = free_port()
     log = open(tmp_path / "gunicorn.log", "wb")  # noqa: SIM115 (closed with the process)
     proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-k", "gthread", "--threads", "4", "-w", "2",
                              "-b", f"127.0.0.1:{port}", "--timeout", "60", "wsgi:app"],
@@ -196,46 +190,15 @@ def test_a_threaded_gunicorn_stops_concurrent_looping_requests_and_keeps_serving
 def worker(budget_processes: Flask, app: Flask, database_url: str,
            tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
     """Start a real `flask worker` process (its own process group); killed at the end."""
-    started: list[subprocess.Popen[bytes]] = []
+    processes = WorkerProcesses()
 
     def start(**settings: str) -> subprocess.Popen[bytes]:
-        env = env_for(app, database_url, tmp_path, SERVICECASE_SWEEP_INTERVAL="1", SERVICECASE_SWEEP_GRACE="2",
-                      **settings)
-        log = open(tmp_path / "worker.log", "wb")  # noqa: SIM115 (closed with the process)
-        proc = subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "worker", "--name", "budget"],
-                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        started.append(proc)
-        return proc
+        env = worker_env(database_url=database_url, redis_url=app.config["REDIS_URL"],
+                         instance=tmp_path / "instance", **settings)
+        return processes.start("budget", env, tmp_path / "worker.log")
 
     yield start
-    for proc in started:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-
-
-def open_due_in(seconds: float, process: str) -> int:
-    """Open a case whose 24 h timer is due ``seconds`` from now; its id."""
-    case = open_case(actor=SYSTEM, process_id=process, reported_at=now() - timedelta(hours=24, seconds=-seconds),
-                     channel="phone", description="Budget timer test")
-    db.session.commit()
-    return case.id
-
-
-def timer_of(case_id: int) -> Timer:
-    """The case's single timer, read fresh."""
-    db.session.rollback()
-    return db.session.scalars(select(Timer).where(Timer.case_id == case_id)).one()
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float) -> float:
-    """Poll until ``predicate`` holds; the seconds it took."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if predicate():
-            return time.monotonic() - started
-        time.sleep(0.1)
-    raise AssertionError(f"condition not met within {timeout} s")
+    processes.stop()
 
 
 def test_a_worker_marks_a_looping_timer_failed_within_seconds_and_fires_the_next(worker) -> None:

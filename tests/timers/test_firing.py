@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -27,8 +26,8 @@ from app.registry.models import Equipment
 from app.registry.service import seed_demo_data
 from app.tasks.models import WorkItem
 from app.tasks.service import complete_work_item
-from app.timers.models import Timer
 from app.timers.scheduling import DUE_KEY, dispatch_due_timers, job_id_for, wall_epoch
+from tests.support import WorkerProcesses, open_due_in, timer_of, wait_until, worker_env
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"
@@ -45,20 +44,6 @@ def timer_processes(deployed: Flask) -> Flask:
     return deployed
 
 
-def open_due_in(seconds: float, process: str = "timer_then_task") -> int:
-    """Open a case whose 24 h timer is due ``seconds`` from now (the customer called a day ago); its id."""
-    case = open_case(actor=SYSTEM, process_id=process, reported_at=now() - timedelta(hours=24, seconds=-seconds),
-                     channel="phone", description="Timer test")
-    db.session.commit()
-    return case.id
-
-
-def timer_of(case_id: int) -> Timer:
-    """The case's (single) timer row, read fresh (jobs run in-process end their session)."""
-    db.session.rollback()
-    return db.session.scalars(select(Timer).where(Timer.case_id == case_id)).one()
-
-
 def count_events(case_id: int, type: str) -> int:
     """How many events of a type the case has."""
     db.session.rollback()
@@ -72,38 +57,19 @@ def count_items(case_id: int) -> int:
     return db.session.scalar(select(func.count()).select_from(WorkItem).where(WorkItem.case_id == case_id)) or 0
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float, step: float = 0.1) -> float:
-    """Poll until ``predicate`` holds; return the seconds it took (fail after ``timeout``)."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if predicate():
-            return time.monotonic() - started
-        db.session.rollback()
-        time.sleep(step)
-    raise AssertionError(f"condition not met within {timeout} s")
-
 
 @pytest.fixture
 def workers(app: Flask, database_url: str, tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
     """Start real `flask worker` processes (own process groups); all are killed at the end."""
-    started: list[subprocess.Popen[bytes]] = []
+    processes = WorkerProcesses()
 
     def start(name: str, **settings: str) -> subprocess.Popen[bytes]:
-        env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": app.config["REDIS_URL"],
-               "SERVICECASE_ENV": "testing", "SERVICECASE_CLOCK": "simulated",
-               "SERVICECASE_INSTANCE": str(tmp_path / "instance"), "SERVICECASE_SWEEP_INTERVAL": "1",
-               "SERVICECASE_SWEEP_GRACE": "2", **settings}
-        log = open(tmp_path / f"{name}.log", "wb")  # noqa: SIM115 (closed with the process)
-        proc = subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "worker", "--name", name],
-                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        started.append(proc)
-        return proc
+        env = worker_env(database_url=database_url, redis_url=app.config["REDIS_URL"],
+                         instance=tmp_path / "instance", **settings)
+        return processes.start(name, env, tmp_path / f"{name}.log")
 
     yield start
-    for proc in started:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
+    processes.stop()
 
 
 def test_committed_timers_are_armed_at_their_exact_due_time(timer_processes: Flask) -> None:

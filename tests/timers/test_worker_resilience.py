@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -29,22 +27,17 @@ from app.extensions import db
 from app.processes.service import deploy_path
 from app.timers.models import Timer
 from app.timers.service import ALIVE_KEY
+from tests.support import WorkerProcesses, free_port, wait_until, worker_env
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class RedisServer:
     """A redis-server of the test's own, without persistence, that can be killed and started again."""
 
     def __init__(self, workdir: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.workdir = workdir
         self.proc: subprocess.Popen[bytes] | None = None
@@ -104,25 +97,15 @@ def on_own_redis(deployed: Flask, own_redis: RedisServer, monkeypatch: pytest.Mo
 def workers(database_url: str, own_redis: RedisServer,
             tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
     """Start real `flask worker` processes on the test's Redis (own process groups, killed at the end)."""
-    started: list[subprocess.Popen[bytes]] = []
+    processes = WorkerProcesses()
 
     def start(name: str, **settings: str) -> subprocess.Popen[bytes]:
-        env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": own_redis.url,
-               "SERVICECASE_ENV": "testing", "SERVICECASE_CLOCK": "system",
-               "SERVICECASE_INSTANCE": str(tmp_path / "instance"), "SERVICECASE_SWEEP_INTERVAL": "1",
-               "SERVICECASE_SWEEP_GRACE": "2", **settings}
-        log = open(tmp_path / f"{name}-{len(started)}.log", "wb")  # noqa: SIM115 (closed with the process)
-        proc = subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "worker", "--name", name],
-                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        proc.log_path = log.name  # type: ignore[attr-defined]
-        started.append(proc)
-        return proc
+        env = worker_env(database_url=database_url, redis_url=own_redis.url, instance=tmp_path / "instance",
+                         clock="system", **settings)
+        return processes.start(name, env, tmp_path / f"{name}-{len(processes.started)}.log")
 
     yield start
-    for proc in started:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
+    processes.stop()
 
 
 def log_of(proc: subprocess.Popen[bytes]) -> str:
@@ -155,16 +138,6 @@ def fired_events_per_case() -> dict[int, int]:
     rows = db.session.execute(select(CaseEvent.case_id, func.count()).where(CaseEvent.type == "timer_fired")
                               .group_by(CaseEvent.case_id)).all()
     return {case_id: n for case_id, n in rows}
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str, step: float = 0.2) -> float:
-    """Poll until ``predicate`` holds; the seconds it took (fail after ``timeout``)."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if predicate():
-            return time.monotonic() - started
-        time.sleep(step)
-    raise AssertionError(f"{what}: not within {timeout} s")
 
 
 def worker_ready(server: RedisServer, name: str) -> Callable[[], bool]:
