@@ -65,6 +65,7 @@ RESERVED_NAMES = frozenset({SYSTEM.username, TIMER.username})
 # bottom layer needs no import of the users service).
 TOKEN_RESOLVER = "servicecase.token_resolver"
 TokenResolver = Callable[[str], Actor]
+ACTOR_KEY = "servicecase.actor"  # where request_actor keeps its decision for the rest of the request
 # Who a request is after its credentials were refused: holds no role, so nothing it asks is allowed (the
 # error page that reports the refusal still renders its layout with it).
 NOBODY = Actor("", frozenset())
@@ -114,14 +115,15 @@ def request_actor() -> Actor:
     when the token is malformed, unknown, revoked, or its user disabled). Without it, until sign-in exists,
     a demo user holding every staff role; ``X-Actor`` names which demo user, so histories show different
     people, but never a reserved name."""
-    from flask import g
+    from flask import request
 
-    actor: Actor | None = g.get("servicecase_actor")
+    # Kept with the request itself: flask.g belongs to the app context, which several requests can share.
+    actor: Actor | None = request.environ.get(ACTOR_KEY)
     if actor is None:
         try:
             actor = _resolve_actor()
         except AuthenticationError:
-            g.servicecase_actor = NOBODY
+            request.environ[ACTOR_KEY] = NOBODY
             raise
-        g.servicecase_actor = actor
+        request.environ[ACTOR_KEY] = actor
     return actor
