@@ -204,9 +204,10 @@ USERS_ADMIN = Actor("cli", frozenset({"admin"}))  # who the history of user chan
 
 def _refused(exc: ServiceError | SQLAlchemyError) -> click.ClickException:
     """A refused users command: roll back, say why (the exit status is 1)."""
-    if isinstance(exc, SQLAlchemyError):
-        return _database_refused(exc)
     db.session.rollback()
+    if isinstance(exc, SQLAlchemyError):  # e.g. a concurrent create of the same name, or no users table yet
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        return click.ClickException(f"nothing changed: the database refused: {reason}")
     return click.ClickException(exc.message)
 
 

@@ -157,3 +157,13 @@ def test_a_token_from_the_real_commands_authenticates_an_api_request(deployed: F
     assert response.status_code == 201, response.get_json()
     events = client.get(f"/api/cases/{response.get_json()['id']}/events").get_json()["items"]
     assert (events[0]["type"], events[0]["actor"]) == ("case_opened", "李娜")
+
+
+def test_a_database_without_the_users_tables_is_a_message_not_a_traceback(tmp_path: Path) -> None:
+    env = worker_env(database_url=f"sqlite:///{tmp_path / 'empty.db'}", redis_url=REDIS_URL, instance=tmp_path)
+    done = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "users", "create", "alice", "--role",
+                           "agent", "--password", PASSWORD], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert "nothing changed: the database refused: no such table: users" in done.stderr
