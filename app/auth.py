@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from app.errors import ServiceError
+
+if TYPE_CHECKING:
+    from flask import Flask
 
 STAFF_ROLES = ("agent", "engineer", "regional_engineer", "technical_dept", "supervisor", "warehouse")
 ROLES = (*STAFF_ROLES, "process_owner", "admin", "auditor")
@@ -51,11 +59,71 @@ def demo_actor(username: str) -> Actor:
     return Actor(username, frozenset(STAFF_ROLES) | {"process_owner", "admin"})
 
 
-def request_actor() -> Actor:
-    """The acting user of the current request (pages and API alike). Until sign-in exists every request
-    acts as a demo user holding every staff role; ``X-Actor`` names which demo user, so histories show
-    different people."""
+# Names only the system's own actions carry in the history; no user and no X-Actor header may take them.
+RESERVED_NAMES = frozenset({SYSTEM.username, TIMER.username})
+# Where the app keeps the function that turns a bearer token into an actor (installed by the edge, so this
+# bottom layer needs no import of the users service).
+TOKEN_RESOLVER = "servicecase.token_resolver"
+TokenResolver = Callable[[str], Actor]
+ACTOR_KEY = "servicecase.actor"  # where request_actor keeps its decision for the rest of the request
+# Who a request is after its credentials were refused: holds no role, so nothing it asks is allowed (the
+# error page that reports the refusal still renders its layout with it).
+NOBODY = Actor("", frozenset())
+
+
+class AuthenticationError(ServiceError):
+    """The request's credentials are missing, malformed, unknown, revoked, or name a reserved actor."""
+
+    status = 401
+
+
+def is_reserved_name(name: str) -> bool:
+    """True when ``name`` reads as a reserved name, ignoring case, width, spacing and punctuation."""
+    key = "".join(ch for ch in unicodedata.normalize("NFKC", name).casefold() if ch.isalnum())
+    return key in RESERVED_NAMES
+
+
+def install_token_resolver(app: Flask, resolver: TokenResolver) -> None:
+    """Let ``Authorization: Bearer`` requests of ``app`` act as the token's user (``resolver`` raises
+    AuthenticationError for a token it refuses)."""
+    app.extensions[TOKEN_RESOLVER] = resolver
+
+
+def _resolve_actor() -> Actor:
     from flask import current_app, request
 
+    header = request.headers.get("Authorization")
+    if header is not None:
+        scheme, _, token = header.strip().partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise AuthenticationError("the Authorization header must be 'Bearer <token>'")
+        resolver: TokenResolver | None = current_app.extensions.get(TOKEN_RESOLVER)
+        if resolver is None:
+            raise AuthenticationError("this server does not accept API tokens")
+        return resolver(token.strip())
     name = (request.headers.get("X-Actor") or current_app.config["DEMO_ACTOR"]).strip()[:100]
+    if is_reserved_name(name):
+        raise AuthenticationError(f"X-Actor cannot be {name!r}: the names {', '.join(sorted(RESERVED_NAMES))} "
+                                  "are reserved for the system's own actions")
     return demo_actor(name or "demo")
+
+
+def request_actor() -> Actor:
+    """The acting user of the current request (pages and API alike), decided once per request.
+
+    With ``Authorization: Bearer <token>`` it is the token's user with that user's roles (AuthenticationError
+    when the token is malformed, unknown, revoked, or its user disabled). Without it, until sign-in exists,
+    a demo user holding every staff role; ``X-Actor`` names which demo user, so histories show different
+    people, but never a reserved name."""
+    from flask import request
+
+    # Kept with the request itself: flask.g belongs to the app context, which several requests can share.
+    actor: Actor | None = request.environ.get(ACTOR_KEY)
+    if actor is None:
+        try:
+            actor = _resolve_actor()
+        except AuthenticationError:
+            request.environ[ACTOR_KEY] = NOBODY
+            raise
+        request.environ[ACTOR_KEY] = actor
+    return actor

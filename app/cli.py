@@ -1,7 +1,8 @@
-"""Command-line commands: ``flask --app wsgi processes deploy``, ``setup``, ``demo seed``."""
+"""Command-line commands: ``flask --app wsgi processes deploy``, ``setup``, ``demo seed``, ``users ...``."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -10,7 +11,7 @@ from flask.cli import AppGroup, with_appcontext
 from flask_migrate import upgrade
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.auth import SYSTEM, Actor
+from app.auth import ROLES, SYSTEM, Actor
 from app.engine import ProcessDefinitionError
 from app.errors import ServiceError
 from app.extensions import db
@@ -195,6 +196,109 @@ def worker_command(burst: bool, fork: bool, no_sweep: bool, name: str | None) ->
         raise click.ClickException(f"cannot reach Redis at {app.config['REDIS_URL']}: {exc}") from None
 
 
+users_cli = AppGroup("users", help="Users, their roles and API tokens.")
+tokens_cli = AppGroup("tokens", help="API tokens: revoke them (list them with `users list`).")
+users_cli.add_command(tokens_cli)
+USERS_ADMIN = Actor("cli", frozenset({"admin"}))  # who the history of user changes names for these commands
+
+
+def _refused(exc: ServiceError | SQLAlchemyError) -> click.ClickException:
+    """A refused users command: roll back, say why (the exit status is 1)."""
+    db.session.rollback()
+    if isinstance(exc, SQLAlchemyError):  # e.g. a concurrent create of the same name, or no users table yet
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        return click.ClickException(f"nothing changed: the database refused: {reason}")
+    return click.ClickException(exc.message)
+
+
+@users_cli.command("create")
+@click.argument("name")
+@click.option("--role", "roles", multiple=True, required=True, metavar="ROLE",
+              help="A role the user holds (repeat for several): " + ", ".join(ROLES) + ".")
+@click.option("--password", default=None, help="The password (prompted for, hidden and twice, when not given).")
+@click.option("--display-name", default="", help="The user's full name, shown on pages.")
+def users_create(name: str, roles: tuple[str, ...], password: str | None, display_name: str) -> None:
+    """Create user NAME holding the given roles."""
+    from app.users import service as users
+
+    try:
+        users.check_new_user(username=name, roles=roles)  # before asking for a password it would waste
+        if password is None:
+            password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+        user = users.create_user(username=name, password=password or "", roles=roles, display_name=display_name,
+                                 actor=USERS_ADMIN)
+        db.session.commit()
+    except (ServiceError, SQLAlchemyError) as exc:
+        raise _refused(exc) from None
+    click.echo(f"created user {user.username} with roles {', '.join(user.role_names)}")
+
+
+@users_cli.command("token")
+@click.argument("name")
+def users_token(name: str) -> None:
+    """Create an API token for user NAME; the token is the last line printed, and is shown only this once."""
+    from app.users import service as users
+
+    try:
+        token, secret = users.create_token(username=name, actor=USERS_ADMIN)
+        db.session.commit()
+    except (ServiceError, SQLAlchemyError) as exc:
+        raise _refused(exc) from None
+    click.echo(f"token {token.public_id} for {token.user.username}; it is shown only now, store it safely. "
+               f"Send it as 'Authorization: Bearer <token>'; revoke it with `users tokens revoke {token.public_id}`.")
+    click.echo(secret)
+
+
+@users_cli.command("list")
+def users_list() -> None:
+    """List users: name, roles, disabled, and their tokens with last use."""
+    from app.users import service as users
+
+    def when(moment: datetime | None) -> str:
+        return f"{moment:%Y-%m-%d %H:%M}" if moment else "never"
+
+    found = users.list_users()
+    if not found:
+        click.echo("no users")
+    for user in found:
+        state = "DISABLED" if user.disabled else "active"
+        display = f" ({user.display_name})" if user.display_name else ""
+        click.echo(f"{user.username}{display}  {state}  roles: {', '.join(user.role_names) or '-'}  "
+                   f"last sign-in: {when(user.last_sign_in_at)}")
+        for token in user.tokens:
+            status = f"revoked {when(token.revoked_at)}" if token.revoked_at else "valid"
+            click.echo(f"    token {token.public_id}  created {when(token.created_at)}  "
+                       f"last used {when(token.last_used_at)}  {status}")
+
+
+@users_cli.command("disable")
+@click.argument("name")
+def users_disable(name: str) -> None:
+    """Disable user NAME: no sign-in, and none of their tokens is accepted."""
+    from app.users import service as users
+
+    try:
+        user = users.disable_user(username=name, actor=USERS_ADMIN)
+        db.session.commit()
+    except (ServiceError, SQLAlchemyError) as exc:
+        raise _refused(exc) from None
+    click.echo(f"disabled user {user.username}")
+
+
+@tokens_cli.command("revoke")
+@click.argument("token_id", metavar="ID")
+def tokens_revoke(token_id: str) -> None:
+    """Revoke the API token ID (as `users list` shows it)."""
+    from app.users import service as users
+
+    try:
+        token = users.revoke_token(token_id=token_id, actor=USERS_ADMIN)
+        db.session.commit()
+    except (ServiceError, SQLAlchemyError) as exc:
+        raise _refused(exc) from None
+    click.echo(f"revoked token {token.public_id} of {token.user.username}")
+
+
 def register_cli(app: Flask) -> None:
     """Attach the command groups to the app."""
     app.cli.add_command(processes_cli)
@@ -203,3 +307,4 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(clock_cli)
     app.cli.add_command(timers_cli)
     app.cli.add_command(worker_command)
+    app.cli.add_command(users_cli)

@@ -6,6 +6,7 @@ from app.processes.models import ProcessVersion
 from app.registry.models import Customer, Equipment
 from app.tasks.models import WorkItem
 from app.timers.models import Schedule, ScheduleOccurrence, Timer
+from app.users.models import ApiToken, User, UserEvent, UserRole
 
-__all__ = ["Case", "CaseEvent", "Customer", "Equipment",
-           "ProcessVersion", "Schedule", "ScheduleOccurrence", "Timer", "WorkItem"]
+__all__ = ["ApiToken", "Case", "CaseEvent", "Customer", "Equipment", "ProcessVersion", "Schedule",
+           "ScheduleOccurrence", "Timer", "User", "UserEvent", "UserRole", "WorkItem"]

@@ -9,9 +9,11 @@ from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException
 
 from app.api import common
+from app.auth import install_token_resolver
 from app.engine import ProcessDefinitionError
 from app.errors import ServiceError
 from app.inputs import MAX_ID, IdConverter, install_id_converter
+from app.users import service as users
 
 
 class _Api(Api):
@@ -36,9 +38,22 @@ def register_api(app: Flask) -> None:
     from app.api.tasks import blp as tasks_blp
 
     install_id_converter(app.url_map)
-    api = _Api(app, spec_kwargs={"info": {"description": (
-        "Cases, tasks and process versions of the after-sales service department. "
-        "Errors are JSON: {status, message, errors?}.")}})
+    # app.auth (the bottom layer) decides who acts but may not import the users service: the edge hands it
+    # the token lookup. Every request (pages too) is authenticated before its view; see authenticate_request.
+    install_token_resolver(app, lambda token: users.authenticate_token(token=token))
+    app.before_request(common.authenticate_request)
+    api = _Api(app, spec_kwargs={
+        "info": {"description": (
+            "Cases, tasks and process versions of the after-sales service department. "
+            "Errors are JSON: {status, message, errors?}. Send `Authorization: Bearer <token>` to act as the "
+            "token's user; a refused token is a 401. Without it the request acts as a demo user (until "
+            "sign-in exists).")},
+        # Optional for now: no security requirement ({}), or a bearer token.
+        "security": [{}, {"bearerAuth": []}],
+    })
+    api.spec.components.security_scheme("bearerAuth", {
+        "type": "http", "scheme": "bearer",
+        "description": "An API token from `flask --app wsgi users token NAME`"})
     api.register_converter(IdConverter, _id_parameter)
     for blp in (cases_blp, tasks_blp, processes_blp, admin_blp):
         api.register_blueprint(blp)

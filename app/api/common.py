@@ -14,7 +14,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException
 
 from app.api.guard import ApiParser, check_request
-from app.auth import request_actor
+from app.auth import AuthenticationError, request_actor
 from app.engine import ProcessDefinitionError
 from app.errors import ServiceError
 from app.extensions import db
@@ -25,8 +25,16 @@ MAX_PER_PAGE = 100
 
 current_actor = request_actor  # the acting user (app.auth: a demo user until sign-in exists)
 
+# RFC 6750: a 401 names the scheme to use; error="invalid_token" when a bearer token was sent and refused.
+WWW_AUTHENTICATE = 'Bearer realm="servicecase"'
+WWW_AUTHENTICATE_HEADER = {"WWW-Authenticate": {
+    "description": "Bearer: send Authorization: Bearer <token> (tokens come from `flask --app wsgi users token NAME`)",
+    "schema": {"type": "string"}}}
+
 # What each error status means wherever it occurs; views add their own wording for 403/404/409/422.
 ERROR_DESCRIPTIONS = {
+    401: ("The credentials were refused: an Authorization header that is not 'Bearer <token>', a token that is "
+          "unknown or revoked or whose user is disabled, or an X-Actor header naming a reserved name"),
     400: "The request could not be read: not UTF-8, not JSON, nested too deeply, or malformed text",
     403: "The acting user may not do this",
     404: "No such resource",
@@ -56,14 +64,15 @@ class ApiBlueprint(Blueprint):
         self.before_request(check_request)
 
     def errors(self, *statuses: int, **described: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-        """Document error responses: 422 and 503 (any request can meet them), ``statuses`` with the common
-        wording, ``described`` (``e404="..."``) with the view's own."""
-        texts = {status: ERROR_DESCRIPTIONS[status] for status in (422, 503, *statuses)}
+        """Document error responses: 401, 422 and 503 (any request can meet them), ``statuses`` with the
+        common wording, ``described`` (``e404="..."``) with the view's own."""
+        texts = {status: ERROR_DESCRIPTIONS[status] for status in (401, 422, 503, *statuses)}
         texts.update({int(name.removeprefix("e")): text for name, text in described.items()})
 
         def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
             for status, text in sorted(texts.items(), reverse=True):
-                func = self.alt_response(status, schema=ErrorSchema, description=text)(func)
+                headers = WWW_AUTHENTICATE_HEADER if status == 401 else None
+                func = self.alt_response(status, schema=ErrorSchema, description=text, headers=headers)(func)
             return func
 
         return decorate
@@ -88,10 +97,22 @@ def _flatten_locations(errors: dict[str, Any]) -> dict[str, Any]:
     return flat
 
 
+def authenticate_request() -> None:
+    """Before any view: decide who acts (app.auth.request_actor), so refused credentials are a 401 whatever
+    the view, and commit the token's last-use time now, while the session holds nothing else."""
+    request_actor()
+    if "Authorization" in request.headers:
+        db.session.commit()
+
+
 def handle_service_error(exc: ServiceError) -> ResponseReturnValue:
     """A refused request: roll back everything it did."""
     db.session.rollback()
-    return jsonify(error_body(exc.status, exc.message, exc.errors)), exc.status
+    headers: dict[str, str] = {}
+    if isinstance(exc, AuthenticationError):
+        sent_token = request.headers.get("Authorization", "").strip().lower().startswith("bearer ")
+        headers["WWW-Authenticate"] = WWW_AUTHENTICATE + (', error="invalid_token"' if sent_token else "")
+    return jsonify(error_body(exc.status, exc.message, exc.errors)), exc.status, headers
 
 
 def handle_definition_error(exc: ProcessDefinitionError) -> ResponseReturnValue:

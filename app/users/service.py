@@ -1,0 +1,209 @@
+"""Creating users, checking their passwords, issuing, checking and revoking API tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import string
+import unicodedata
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
+
+from argon2 import PasswordHasher, Type
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select
+from sqlalchemy.orm import joinedload
+
+from app.auth import RESERVED_NAMES, ROLES, Actor, AuthenticationError, is_reserved_name
+from app.engine import now
+from app.errors import ConflictError, InvalidDataError, NotFoundError, PermissionDeniedError
+from app.extensions import db
+from app.users.models import ApiToken, User, UserEvent, UserRole
+
+MAX_USERNAME = 100  # the history's actor column holds 100 characters
+MIN_PASSWORD = 8
+MAX_PASSWORD = 1024  # hashing is deliberately slow; do not let a request make it hash megabytes
+TOKEN_PREFIX = "sct_"  # "servicecase token": recognisable in logs and by secret scanners
+PUBLIC_ID_ALPHABET = string.ascii_lowercase + string.digits
+PUBLIC_ID_LENGTH = 10
+TOUCH_INTERVAL = timedelta(minutes=1)  # last_used_at is written at most this often per token
+
+# argon2id with argon2-cffi's defaults (RFC 9106's low-memory profile), spelled out so it cannot drift.
+_hasher = PasswordHasher(type=Type.ID)
+
+
+def _require_admin(actor: Actor) -> None:
+    if not actor.has_role("admin"):
+        raise PermissionDeniedError(f"{actor.username or 'this request'} may not manage users: admins only")
+
+
+def _record(*, type: str, username: str, actor: Actor, payload: dict[str, Any] | None = None) -> UserEvent:
+    event = UserEvent(type=type, username=username, actor=actor.username, occurred_at=now(), payload=payload or {})
+    db.session.add(event)
+    return event
+
+
+def normalize_username(name: str) -> str:
+    """The stored form of a user name: NFC, no surrounding space."""
+    return unicodedata.normalize("NFC", name).strip()
+
+
+def check_new_user(*, username: str, roles: Iterable[str]) -> str:
+    """Refuse a name that is empty, too long, has spaces or control characters, is reserved or taken, and
+    roles that do not exist; the normalized name."""
+    name = normalize_username(username)
+    if not name:
+        raise InvalidDataError("the user name is empty", errors={"username": ["must not be empty"]})
+    if len(name) > MAX_USERNAME:
+        raise InvalidDataError(f"the user name is longer than {MAX_USERNAME} characters",
+                               errors={"username": [f"at most {MAX_USERNAME} characters"]})
+    if any(ch.isspace() or unicodedata.category(ch).startswith("C") for ch in name):
+        raise InvalidDataError(f"the user name {name!r} contains spaces or control characters",
+                               errors={"username": ["no spaces or control characters"]})
+    if is_reserved_name(name):
+        raise InvalidDataError(f"the user name {name!r} is reserved: {', '.join(sorted(RESERVED_NAMES))} "
+                               "are the system's own names", errors={"username": ["reserved"]})
+    unknown = sorted(set(roles) - set(ROLES))
+    if unknown:
+        raise InvalidDataError(f"unknown role{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
+                               f"the roles are: {', '.join(ROLES)}", errors={"roles": unknown})
+    if db.session.scalar(select(User.id).where(User.username == name)) is not None:
+        raise ConflictError(f"a user named {name!r} already exists", errors={"username": ["taken"]})
+    return name
+
+
+def _check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise InvalidDataError(f"the password is shorter than {MIN_PASSWORD} characters",
+                               errors={"password": [f"at least {MIN_PASSWORD} characters"]})
+    if len(password) > MAX_PASSWORD:
+        raise InvalidDataError(f"the password is longer than {MAX_PASSWORD} characters",
+                               errors={"password": [f"at most {MAX_PASSWORD} characters"]})
+
+
+def create_user(*, username: str, password: str, roles: Iterable[str], actor: Actor,
+                display_name: str = "") -> User:
+    """A new user holding ``roles``, with an argon2id hash of ``password``."""
+    _require_admin(actor)
+    roles = sorted(set(roles))
+    name = check_new_user(username=username, roles=roles)
+    _check_password(password)
+    user = User(username=name, display_name=display_name.strip()[:200], password_hash=_hasher.hash(password),
+                disabled=False, created_at=now(), roles=[UserRole(role=role) for role in roles])
+    db.session.add(user)
+    _record(type="user_created", username=name, actor=actor,
+            payload={"roles": roles, "display_name": user.display_name})
+    db.session.flush()
+    return user
+
+
+def get_user(*, username: str) -> User:
+    """A user by name (NotFoundError if there is none)."""
+    name = normalize_username(username)
+    user = db.session.scalar(select(User).where(User.username == name))
+    if user is None:
+        raise NotFoundError(f"there is no user named {name!r}")
+    return user
+
+
+def list_users() -> list[User]:
+    """Every user with their roles and tokens, by name."""
+    return list(db.session.scalars(select(User).options(joinedload(User.tokens)).order_by(User.username))
+                .unique())
+
+
+def verify_password(*, user: User, password: str) -> bool:
+    """True when ``password`` is the user's (rehashing it if the hash parameters changed)."""
+    if len(password) > MAX_PASSWORD:
+        return False
+    try:
+        _hasher.verify(user.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = _hasher.hash(password)
+        db.session.flush()
+    return True
+
+
+def disable_user(*, username: str, actor: Actor) -> User:
+    """Stop the user signing in or using any token (their history stays)."""
+    _require_admin(actor)
+    user = get_user(username=username)
+    if user.disabled:
+        raise ConflictError(f"user {user.username!r} is already disabled")
+    user.disabled = True
+    _record(type="user_disabled", username=user.username, actor=actor)
+    db.session.flush()
+    return user
+
+
+def actor_for(user: User) -> Actor:
+    """The actor a user acts as: their name and roles."""
+    return Actor(user.username, frozenset(user.role_names))
+
+
+def _digest(secret: str) -> str:
+    # A token's secret is 256 random bits, so one fast hash suffices (no salt or slow hash needed):
+    # nobody can guess a preimage, and the lookup stays one indexed query.
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def create_token(*, username: str, actor: Actor) -> tuple[ApiToken, str]:
+    """A new API token for the user; the token itself, which is not stored, is returned only here."""
+    _require_admin(actor)
+    user = get_user(username=username)
+    if user.disabled:
+        raise ConflictError(f"user {user.username!r} is disabled; a disabled user gets no tokens")
+    public_id = "".join(secrets.choice(PUBLIC_ID_ALPHABET) for _ in range(PUBLIC_ID_LENGTH))
+    secret = secrets.token_urlsafe(32)
+    token = ApiToken(public_id=public_id, secret_hash=_digest(secret), user=user, created_at=now())
+    db.session.add(token)
+    _record(type="token_created", username=user.username, actor=actor, payload={"token_id": public_id})
+    db.session.flush()
+    return token, f"{TOKEN_PREFIX}{public_id}_{secret}"
+
+
+def revoke_token(*, token_id: str, actor: Actor) -> ApiToken:
+    """Refuse the token from now on (``token_id`` is its public id, as listed)."""
+    _require_admin(actor)
+    token = db.session.scalar(select(ApiToken).where(ApiToken.public_id == token_id.strip().lower()))
+    if token is None:
+        raise NotFoundError(f"there is no token with id {token_id!r} (see `users list`)")
+    if token.revoked_at is not None:
+        raise ConflictError(f"token {token.public_id} was already revoked at {token.revoked_at:%Y-%m-%d %H:%M}")
+    token.revoked_at = now()
+    _record(type="token_revoked", username=token.user.username, actor=actor, payload={"token_id": token.public_id})
+    db.session.flush()
+    return token
+
+
+def _parse_token(token: str) -> tuple[str, str]:
+    body = token.removeprefix(TOKEN_PREFIX)
+    public_id, _, secret = body.partition("_")
+    if (body == token or len(public_id) != PUBLIC_ID_LENGTH or not secret
+            or any(ch not in PUBLIC_ID_ALPHABET for ch in public_id)):
+        raise AuthenticationError(f"the bearer token is malformed: tokens look like "
+                                  f"{TOKEN_PREFIX}<{PUBLIC_ID_LENGTH} letters or digits>_<secret>")
+    return public_id, secret
+
+
+def authenticate_token(*, token: str) -> Actor:
+    """The actor a bearer token acts as; AuthenticationError if it is malformed, unknown, revoked, or its
+    user disabled. One indexed query; last_used_at is written (flushed) at most once a minute."""
+    public_id, secret = _parse_token(token)
+    found = db.session.scalar(select(ApiToken).where(ApiToken.public_id == public_id)
+                              .options(joinedload(ApiToken.user).joinedload(User.roles)))
+    if found is None or not hmac.compare_digest(found.secret_hash, _digest(secret)):
+        raise AuthenticationError("the bearer token is not known")
+    if found.revoked_at is not None:
+        raise AuthenticationError(f"the bearer token {public_id} was revoked")
+    if found.user.disabled:
+        raise AuthenticationError(f"the bearer token's user {found.user.username!r} is disabled")
+    moment = now()
+    if found.last_used_at is None or abs(moment - found.last_used_at) >= TOUCH_INTERVAL:  # a reset clock too
+        found.last_used_at = moment
+        db.session.flush()
+    return actor_for(found.user)
