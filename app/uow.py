@@ -131,9 +131,9 @@ def _after_commit(session: Session) -> None:
 
 
 def _after_transaction_end(session: Session, transaction: SessionTransaction) -> None:
-    if transaction.nested:
-        session.info.get(MARKS_KEY, {}).pop(transaction, None)
-    elif transaction.parent is None:  # committed, rolled back or closed: nothing carries over
+    # A savepoint's mark stays until the root ends: SQLAlchemy reports a savepoint's end before its
+    # soft rollback, which still needs the mark.
+    if transaction.parent is None:  # committed, rolled back or closed: nothing carries over
         for key in (JOURNAL_KEY, MARKS_KEY, FLUSHED_KEY):
             session.info.pop(key, None)
 
