@@ -166,3 +166,38 @@ def test_on_sqlite_a_unit_of_work_holds_the_write_lock_from_its_start(ctx: Flask
         other.execute("ROLLBACK")
     finally:
         other.close()
+
+
+def test_a_sweep_whose_second_occurrence_fails_still_arms_the_first_ones_timers(
+        ctx: Flask, clock: ManualClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The real savepoints: each recurring occurrence starts in a savepoint of the sweep's transaction, and
+    # a failing one is rolled back alone. The occurrence started before it must still get its timers.
+    from datetime import UTC, datetime
+
+    from app.cases.models import Case
+    from app.errors import ProcessFailedError
+    from app.processes.service import deploy_path
+    from app.timers import schedules
+    from tests.conftest import ROOT
+
+    deploy_path(ROOT / "workflows", actor=SYSTEM)
+    db.session.commit()
+    redis_connection(ctx).delete(DUE_KEY)
+    real_open_case, calls = schedules.open_case, []
+
+    def open_second_fails(**kwargs: object) -> object:
+        calls.append(kwargs["process_id"])
+        if len(calls) == 2:
+            raise ProcessFailedError("the process could not start: boom")
+        return real_open_case(**kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(schedules, "open_case", open_second_fails)
+    clock.set(datetime(2026, 3, 31, 17, 1, tzinfo=UTC))  # April's occurrences (1 April 01:00 +08:00) are due
+    with unit_of_work():
+        assert schedules.start_due_occurrences() == 1
+    assert len(calls) == 2
+    (case_id,) = db.session.scalars(select(Case.id).where(Case.process_id == calls[0]))
+    waiting = {str(t) for t in db.session.scalars(select(Timer.id).where(Timer.case_id == case_id,
+                                                                         Timer.state == "waiting"))}
+    assert waiting, f"{calls[0]} should wait on a deadline"
+    assert waiting <= _armed(ctx), "the failed occurrence's savepoint threw away the started one's timers"
