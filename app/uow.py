@@ -70,17 +70,19 @@ def _has_writes(session: Session) -> bool:
 def unit_of_work() -> Iterator[Session]:
     """One transaction: commit when the block ends, roll back if it raises, then run what was deferred.
 
-    A transaction that only read (a page loading its task before the write) is ended first, so the
-    unit of work starts afresh: on SQLite with ``BEGIN IMMEDIATE``, the database's one write lock taken
-    at the start, so a concurrent writer waits for it and then reads what the first one stored.
+    A transaction already open is joined (and committed with the rest). On SQLite the unit of work
+    starts with ``BEGIN IMMEDIATE``: the database's one write lock is taken at the start, so a concurrent
+    writer waits for it and then reads what the first one stored. A SQLite transaction that has only
+    read holds nothing in the database (pysqlite begins at the first write), so it is ended first.
     """
     session = db.session()  # this context's session
     if session.info.get(OPEN_KEY):
         raise NestedUnitOfWorkError("a unit of work is already open; only the outermost edge commits")
-    if session.in_transaction() and not _has_writes(session):
-        session.commit()  # nothing to write: this only ends the read snapshot (objects stay loaded)
-    if not session.in_transaction() and session.get_bind().dialect.name == "sqlite":
-        session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+    if session.get_bind().dialect.name == "sqlite":
+        if session.in_transaction() and not _has_writes(session):
+            session.commit()  # nothing written: nothing to commit but the session's bookkeeping
+        if not session.in_transaction():
+            session.connection().exec_driver_sql("BEGIN IMMEDIATE")
     session.info[OPEN_KEY] = True
     try:
         yield session
