@@ -201,3 +201,25 @@ def test_a_sweep_whose_second_occurrence_fails_still_arms_the_first_ones_timers(
                                                                          Timer.state == "waiting"))}
     assert waiting, f"{calls[0]} should wait on a deadline"
     assert waiting <= _armed(ctx), "the failed occurrence's savepoint threw away the started one's timers"
+
+
+def test_a_sweep_that_fails_after_starting_occurrences_arms_none_of_their_timers(
+        ctx: Flask, clock: ManualClock) -> None:
+    # Releasing each occurrence's savepoint is no commit: if the sweep's transaction then fails, Redis must
+    # not hold timers whose rows were never stored.
+    from datetime import UTC, datetime
+
+    from app.processes.service import deploy_path
+    from app.timers import schedules
+    from tests.conftest import ROOT
+
+    deploy_path(ROOT / "workflows", actor=SYSTEM)
+    db.session.commit()
+    redis_connection(ctx).delete(DUE_KEY)
+    clock.set(datetime(2026, 3, 31, 17, 1, tzinfo=UTC))
+    with pytest.raises(ConnectionError), unit_of_work():
+        assert schedules.start_due_occurrences() == 2
+        assert db.session.scalar(select(func.count()).select_from(Timer).where(Timer.state == "waiting"))
+        raise ConnectionError("the database went away before the commit")
+    assert db.session.scalar(select(func.count()).select_from(Timer)) == 0
+    assert _armed(ctx) == set()
