@@ -14,9 +14,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from app.auth import ROLES, SYSTEM, Actor
 from app.engine import ProcessDefinitionError
 from app.errors import ServiceError
-from app.extensions import db
 from app.processes import service as processes
 from app.registry.service import seed_demo_data
+from app.uow import unit_of_work
 
 processes_cli = AppGroup("processes", help="Deploy and list process versions.")
 demo_cli = AppGroup("demo", help="Demo data for trying the system out.")
@@ -27,8 +27,8 @@ def _deployer(username: str) -> Actor:
 
 
 def _database_refused(exc: SQLAlchemyError) -> click.ClickException:
-    """The database refused what the deploy checks let through (or is unreachable): say so, roll back."""
-    db.session.rollback()
+    """The database refused what the deploy checks let through (or is unreachable): say so (the unit
+    of work rolled it back)."""
     reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
     return click.ClickException(f"nothing deployed: the database refused the deployment: {reason}")
 
@@ -40,10 +40,9 @@ def _database_refused(exc: SQLAlchemyError) -> click.ClickException:
 def deploy_command(path: Path, username: str, note: str) -> None:
     """Deploy a .bpmn file, or every .bpmn file in a directory (all or nothing)."""
     try:
-        results = processes.deploy_path(path, actor=_deployer(username), note=note)
-        db.session.commit()
+        with unit_of_work():
+            results = processes.deploy_path(path, actor=_deployer(username), note=note)
     except (ProcessDefinitionError, ServiceError) as exc:
-        db.session.rollback()
         raise click.ClickException(f"nothing deployed: {exc}") from None
     except SQLAlchemyError as exc:
         raise _database_refused(exc) from None
@@ -64,8 +63,8 @@ def list_command() -> None:
 @demo_cli.command("seed")
 def seed_command() -> None:
     """Add demo customers and equipment (only into an empty registry)."""
-    added = seed_demo_data()
-    db.session.commit()
+    with unit_of_work():
+        added = seed_demo_data()
     click.echo(f"added {added} demo customers" if added else "registry not empty: nothing added")
 
 
@@ -76,18 +75,17 @@ def setup_command(demo: bool) -> None:
     """Upgrade the database, deploy workflows/ and (by default) seed demo data; safe to run again."""
     upgrade()
     try:
-        results = processes.deploy_path(Path(current_app.config["WORKFLOWS_DIR"]), actor=SYSTEM)
-        db.session.commit()
+        with unit_of_work():
+            results = processes.deploy_path(Path(current_app.config["WORKFLOWS_DIR"]), actor=SYSTEM)
     except (ProcessDefinitionError, ServiceError) as exc:
-        db.session.rollback()
         raise click.ClickException(f"nothing deployed: {exc}") from None
     except SQLAlchemyError as exc:
         raise _database_refused(exc) from None
     for result in results:
         click.echo(f"{'deployed' if result.created else 'unchanged':10} {result.version.label}")
     if demo:
-        added = seed_demo_data()
-        db.session.commit()
+        with unit_of_work():
+            added = seed_demo_data()
         if added:
             click.echo(f"added {added} demo customers")
 
@@ -115,12 +113,12 @@ def clock_advance(by: str, no_fire: bool) -> None:
 
     try:
         delta = parse_duration(by)
+        # Not one unit of work: the clock moves in a transaction of its own, then each due timer fires in
+        # its own (app.timers.simulation).
         moved_to, fired = advance_clock(by=delta, actor=SYSTEM, fire=not no_fire)
-        db.session.commit()
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="BY") from None
     except ServiceError as exc:
-        db.session.rollback()
         raise click.ClickException(exc.message) from None
     click.echo(f"now {moved_to.isoformat(timespec='seconds')}; fired {len(fired)} timer(s)")
 
@@ -163,10 +161,9 @@ def timers_retry(timer_id: int) -> None:
     from app.timers.service import retry_timer
 
     try:
-        timer = retry_timer(timer_id=timer_id, actor=_deployer("cli"))
-        db.session.commit()
+        with unit_of_work():
+            timer = retry_timer(timer_id=timer_id, actor=_deployer("cli"))
     except ServiceError as exc:
-        db.session.rollback()
         raise click.ClickException(exc.message) from None
     click.echo(f"timer {timer.id} is {timer.state}")
 

@@ -46,13 +46,12 @@ def fire_timer_job(timer_id: int) -> str:
 
 def sweep_job() -> dict[str, Any]:
     """Run one sweep (normally the worker's own sweep thread does this)."""
-    from app.extensions import db
     from app.timers.schedules import start_due_occurrences
     from app.timers.service import sweep
+    from app.uow import unit_of_work
 
-    with _app_context() as app:
+    with _app_context() as app, unit_of_work():
         report = sweep(horizon=app.config["SWEEP_HORIZON"], grace=app.config["SWEEP_GRACE"],
                        start_occurrences=start_due_occurrences)
-        db.session.commit()
         return {"checked": report.checked, "armed": report.armed, "rearmed_overdue": report.rearmed_overdue,
                 "schedules_started": report.schedules_started}

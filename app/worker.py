@@ -347,6 +347,7 @@ def sweep_once(app: Flask) -> dict[str, object] | None:
     """Run one sweep unless another worker holds the sweep lock; returns what it did."""
     from app.timers.schedules import arm_schedules, start_due_occurrences
     from app.timers.service import sweep
+    from app.uow import unit_of_work
 
     interval = app.config["SWEEP_INTERVAL"]
     with app.app_context():
@@ -355,13 +356,10 @@ def sweep_once(app: Flask) -> dict[str, object] | None:
         if not conn.set(SWEEP_LOCK, me, nx=True, px=max(int(interval * 900), 500)):
             return None
         try:
-            report = sweep(horizon=app.config["SWEEP_HORIZON"], grace=app.config["SWEEP_GRACE"],
-                           start_occurrences=start_due_occurrences)
-            db.session.commit()
+            with unit_of_work():
+                report = sweep(horizon=app.config["SWEEP_HORIZON"], grace=app.config["SWEEP_GRACE"],
+                               start_occurrences=start_due_occurrences)
             arm_schedules(timer_queue(app))
-        except Exception:
-            db.session.rollback()
-            raise
         finally:
             db.session.remove()
         return {"checked": report.checked, "armed": len(report.armed),

@@ -12,9 +12,9 @@ from app.api.common import ApiBlueprint, current_actor
 from app.api.schemas import StrictSchema, TimerSchema
 from app.engine import now, parse_duration
 from app.errors import InvalidDataError, PermissionDeniedError
-from app.extensions import db
 from app.timers import service as timers
 from app.timers import simulation
+from app.uow import unit_of_work
 
 blp = ApiBlueprint("api_admin", __name__, url_prefix="/api/admin", description="Administration")
 
@@ -89,8 +89,8 @@ class TimerRetry(MethodView):
     @blp.errors(400, 413, 415, e403="Admins only", e404="Unknown timer")
     def post(self, timer_id: int) -> Any:
         """Put a failed timer back to waiting so it fires again."""
-        timer = timers.retry_timer(timer_id=timer_id, actor=current_actor())
-        db.session.commit()
+        with unit_of_work():
+            timer = timers.retry_timer(timer_id=timer_id, actor=current_actor())
         return timer
 
 
@@ -120,6 +120,7 @@ class ClockAdvance(MethodView):
         except (ValueError, OverflowError) as exc:  # OverflowError: more days than a timedelta holds
             message = str(exc) if isinstance(exc, ValueError) else f"{args['by']!r} is far too long a duration"
             raise InvalidDataError(message, errors={"by": [message]}) from None
+        # Not one unit of work: the clock moves in a transaction of its own, then each due timer fires in
+        # its own (app.timers.simulation), so one failing firing does not undo the others.
         _, fired = simulation.advance_clock(by=delta, actor=current_actor())
-        db.session.commit()
         return _clock(fired)

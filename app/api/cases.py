@@ -11,7 +11,7 @@ from app.api.common import ApiBlueprint, current_actor
 from app.api.schemas import CaseCreateSchema, CaseListSchema, CaseQuerySchema, CaseSchema, EventListSchema
 from app.audit.service import list_events
 from app.cases import service as cases
-from app.extensions import db
+from app.uow import unit_of_work
 
 blp = ApiBlueprint("api_cases", __name__, url_prefix="/api/cases", description="Cases")
 
@@ -37,12 +37,12 @@ class Cases(MethodView):
                 e422="Invalid fields, an unknown process or customer, or a notice time out of range")
     def post(self, args: dict[str, Any]) -> Any:
         """Open a case as the customer reported it and run it to its first task."""
-        case = cases.open_case(actor=current_actor(), process_id=args["process"],
-                               reported_at=args["reported_at"], channel=args["channel"],
-                               description=args["description"], title=args.get("title"),
-                               priority=args["priority"], customer_id=args.get("customer_id"),
-                               equipment_id=args.get("equipment_id"))
-        db.session.commit()
+        with unit_of_work():
+            case = cases.open_case(actor=current_actor(), process_id=args["process"],
+                                   reported_at=args["reported_at"], channel=args["channel"],
+                                   description=args["description"], title=args.get("title"),
+                                   priority=args["priority"], customer_id=args.get("customer_id"),
+                                   equipment_id=args.get("equipment_id"))
         return case
 
 

@@ -9,8 +9,8 @@ from marshmallow import RAISE
 
 from app.api.common import ApiBlueprint, current_actor
 from app.api.schemas import CaseSchema, TaskCompleteSchema, TaskDetailSchema, TaskListSchema, TaskQuerySchema
-from app.extensions import db
 from app.tasks import service as tasks
+from app.uow import unit_of_work
 
 blp = ApiBlueprint("api_tasks", __name__, url_prefix="/api/tasks", description="Tasks")
 
@@ -51,8 +51,8 @@ class TaskClaim(MethodView):
                 e404="Unknown task", e409="The task is no longer ready or claimed by someone else")
     def post(self, task_id: int) -> tasks.WorkItemDetail:
         """Assign the task to the acting user."""
-        item = tasks.claim_work_item(work_item_id=task_id, actor=current_actor())
-        db.session.commit()
+        with unit_of_work():
+            item = tasks.claim_work_item(work_item_id=task_id, actor=current_actor())
         return tasks.task_detail(item)
 
 
@@ -67,6 +67,6 @@ class TaskComplete(MethodView):
                 e422="The record form has errors (per field), or the process could not continue")
     def post(self, args: dict[str, Any], task_id: int) -> Any:
         """Submit the task's record form; the process runs on to its next wait."""
-        case = tasks.complete_work_item(work_item_id=task_id, actor=current_actor(), data=args["data"])
-        db.session.commit()
+        with unit_of_work():
+            case = tasks.complete_work_item(work_item_id=task_id, actor=current_actor(), data=args["data"])
         return case

@@ -151,15 +151,20 @@ def lock_case(case_id: int) -> Case:
 
 
 def lock_case_for_work_item(work_item_id: int) -> tuple[Case, WorkItem]:
-    """Lock the case of a work item and read both fresh, in one statement."""
-    row = db.session.execute(
-        select(Case, WorkItem).join(WorkItem, WorkItem.case_id == Case.id).where(WorkItem.id == work_item_id)
-        .options(undefer(Case.state_json)).with_for_update(of=Case)
-        .execution_options(populate_existing=True)).first()
-    if row is None:
+    """Lock the case of a work item, and only then read the work item, fresh.
+
+    The work item must be read after the lock is granted: on PostgreSQL a statement that waited for a
+    row lock still sees the other rows as they were when it started, so a claim that waited behind
+    another claim (or a completion) would see the task unclaimed (or still ready)."""
+    case_id = (db.session.scalar(select(WorkItem.case_id).where(WorkItem.id == work_item_id))
+               if 1 <= work_item_id <= MAX_ID else None)  # a work item never moves to another case
+    if case_id is None:
         raise NotFoundError(f"task {work_item_id} does not exist")
-    case, item = row
-    _take_write_lock(case)
+    case = lock_case(case_id)
+    item = db.session.scalar(select(WorkItem).where(WorkItem.id == work_item_id)
+                             .execution_options(populate_existing=True))
+    if item is None:  # pragma: no cover - work items are never deleted
+        raise NotFoundError(f"task {work_item_id} does not exist")
     return case, item
 
 

@@ -21,16 +21,15 @@ from redis.exceptions import RedisError
 from rq import Queue, Retry
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
-from sqlalchemy import event
-from sqlalchemy.orm import Session
 
 from app.engine import OffsetClock, SystemClock, get_clock
-from app.extensions import db, redis_connection, timer_queue
+from app.extensions import redis_connection, timer_queue
 from app.timers.models import Timer
+from app.uow import defer, on_commit
+from app.uow import install_session_hooks as install_uow_hooks
 
 log = logging.getLogger(__name__)
 
-PENDING_KEY = "servicecase.timers"
 DUE_KEY = "servicecase:timers:due"
 FIRE_JOB = "app.jobs.fire_timer_job"
 
@@ -68,16 +67,14 @@ def wall_time_for(due_at: datetime) -> datetime:
 
 
 # -- arming after commit ----------------------------------------------------------------------------
+TIMERS = "timers"  # the unit of work's entries of this kind are timer changes, applied after commit
+
+
 def note_timer_changes(*, new: list[Timer], ended: list[Timer]) -> None:
-    """Remember timers to arm or disarm once the transaction commits."""
-    pending = db.session.info.setdefault(PENDING_KEY, {"arm": {}, "disarm": set()})
-    for timer in new:
-        pending["arm"][timer.id] = timer.due_at
-        pending["disarm"].discard(timer.id)
-    for timer in ended:
-        pending["arm"].pop(timer.id, None)
-        if timer.state == "cancelled":  # a fired timer's own job is running right now: leave it be
-            pending["disarm"].add(timer.id)
+    """Arm or disarm timers once the transaction commits (a savepoint rolled back forgets its own)."""
+    if new or ended:
+        # Frozen now: what the rows say at this point of the transaction, in order with later changes.
+        defer(TIMERS, ([(t.id, t.due_at) for t in new], [(t.id, t.state) for t in ended]))
 
 
 def arm_timers(conn: Redis, due: dict[int, datetime]) -> None:
@@ -86,33 +83,38 @@ def arm_timers(conn: Redis, due: dict[int, datetime]) -> None:
         conn.zadd(DUE_KEY, {str(timer_id): wall_epoch(due_at) for timer_id, due_at in due.items()})
 
 
-def _after_commit(session: Session) -> None:
-    pending = session.info.pop(PENDING_KEY, None)
-    if not pending or not (pending["arm"] or pending["disarm"]):
+def _apply_committed(changes: list[tuple[list[tuple[int, datetime]], list[tuple[int, str]]]]) -> None:
+    """After a commit: arm the timers that started waiting, disarm the cancelled ones."""
+    arm: dict[int, datetime] = {}
+    disarm: set[int] = set()
+    for new, ended in changes:
+        for timer_id, due_at in new:
+            arm[timer_id] = due_at
+            disarm.discard(timer_id)
+        for timer_id, state in ended:
+            arm.pop(timer_id, None)
+            if state == "cancelled":  # a fired timer's own job is running right now: leave it be
+                disarm.add(timer_id)
+    if not (arm or disarm):
         return
     if not current_app.config.get("REDIS_URL"):  # no Redis (a one-off CLI): the sweep arms them later
         return
     try:
         conn = redis_connection()
-        arm_timers(conn, pending["arm"])
-        if pending["disarm"]:
-            conn.zrem(DUE_KEY, *[str(timer_id) for timer_id in pending["disarm"]])
+        arm_timers(conn, arm)
+        if disarm:
+            conn.zrem(DUE_KEY, *[str(timer_id) for timer_id in disarm])
             queue = timer_queue()
-            for timer_id in pending["disarm"]:
+            for timer_id in disarm:
                 _delete_waiting_job(queue, job_id_for(timer_id))
     except RedisError as exc:
         log.warning("could not arm timers in Redis (the sweep will re-arm them): %s", exc)
 
 
-def _after_rollback(session: Session) -> None:
-    session.info.pop(PENDING_KEY, None)
-
-
 def install_session_hooks() -> None:
-    """Arm timers only for timer rows that were committed."""
-    if not event.contains(db.session, "after_commit", _after_commit):
-        event.listen(db.session, "after_commit", _after_commit)
-        event.listen(db.session, "after_soft_rollback", lambda session, previous: _after_rollback(session))
+    """Arm timers only for timer rows that were committed (through the unit of work's journal)."""
+    install_uow_hooks()
+    on_commit(TIMERS, _apply_committed)
 
 
 def _delete_waiting_job(queue: Queue, job_id: str) -> None:

@@ -29,12 +29,13 @@ from app.errors import NotFoundError, PermissionDeniedError
 from app.extensions import db, timer_queue
 from app.timers.models import Timer
 from app.timers.scheduling import DUE_KEY, arm_timers, enqueue_fire_job, job_id_for, note_timer_changes
+from app.uow import unit_of_work
 
 log = logging.getLogger(__name__)
 
 # -- firing -----------------------------------------------------------------------------------------
 class TimerFiringError(RuntimeError):
-    """The process could not continue when the timer fired; the timer is marked failed."""
+    """The process could not continue when the timer fired (fire_or_fail then marks the timer failed)."""
 
 
 def fire_timer(*, timer_id: int, actor: Actor = TIMER) -> str:
@@ -54,11 +55,8 @@ def fire_timer(*, timer_id: int, actor: Actor = TIMER) -> str:
     instance = load_instance(case)
     try:
         instance.run()
-    except ScriptError as exc:
-        db.session.rollback()
-        reason = _reason(exc)
-        mark_failed(timer_id=timer_id, error=reason)
-        raise TimerFiringError(f"timer {timer_id}: {reason}") from exc
+    except ScriptError as exc:  # the caller rolls back and marks the timer failed (fire_or_fail)
+        raise TimerFiringError(_reason(exc)) from exc
     store_instance(case, instance, actor=actor)
     return "fired" if timer.state == "fired" else f"left {timer.state}"
 
@@ -86,45 +84,43 @@ def _outside_reason(exc: Exception) -> str:
 
 
 def fire_or_fail(*, timer_id: int, final: bool, delay: float = 0.0) -> str:
-    """Fire a timer and commit. A failure that another attempt cannot mend (a value that does not fit a
-    column, a broken constraint...) marks the timer failed with the reason at once, in a fresh
-    transaction; a transient one (database or Redis away) is raised again for a retry, unless this is
-    the ``final`` attempt, which marks it failed too. Returns what happened."""
+    """Fire a timer in a unit of work of its own: the edge of a firing job (and of each firing when the
+    simulated clock moves). A script failure, or a failure that another attempt cannot mend (a value
+    that does not fit a column, a broken constraint...), rolls the firing back and marks the timer
+    failed with the reason at once, in a second unit of work; a transient one (database or Redis away)
+    is raised again for a retry, unless this is the ``final`` attempt, which marks it failed too.
+    Returns what happened."""
     try:
-        outcome = fire_timer(timer_id=timer_id)
-        if delay:
-            time.sleep(delay)  # tests: a job that is still running when its worker is killed
-        db.session.commit()
+        with unit_of_work():
+            outcome = fire_timer(timer_id=timer_id)
+            if delay:
+                time.sleep(delay)  # tests: a job that is still running when its worker is killed
         return outcome
-    except TimerFiringError as exc:  # a script failed: already marked failed and recorded
-        db.session.rollback()
-        return f"failed: {exc}"
+    except TimerFiringError as exc:  # a script failed: the firing is rolled back, the failure recorded
+        with unit_of_work():
+            mark_failed(timer_id=timer_id, error=str(exc))
+        return f"failed: timer {timer_id}: {exc}"
     except Exception as exc:
-        db.session.rollback()
         if isinstance(exc, TRANSIENT_ERRORS) and not final:
             raise
         reason = _outside_reason(exc)
         log.warning("timer %s failed: %s", timer_id, reason)
         try:
-            mark_failed(timer_id=timer_id, error=reason)
+            with unit_of_work():
+                mark_failed(timer_id=timer_id, error=reason)
         except Exception:  # the database is still away: leave it waiting, the sweep fires it again later
-            db.session.rollback()
             raise exc from None
         return f"failed: {reason}"
-    except BaseException:
-        db.session.rollback()
-        raise
 
 
 def mark_failed(*, timer_id: int, error: str) -> None:
-    """Record a failed firing on the timer and in the case's history, in a transaction of its own."""
+    """Record a failed firing on the timer and in the case's history (flushed; the caller commits)."""
     timer = db.session.get(Timer, timer_id)
     if timer is None:
         return
     case = lock_case(timer.case_id)
     db.session.refresh(timer)
     if timer.state != "waiting":  # fired or cancelled meanwhile by another attempt: nothing failed
-        db.session.rollback()
         return
     timer.attempts += 1
     timer.last_error = error[:4000]
@@ -133,7 +129,7 @@ def mark_failed(*, timer_id: int, error: str) -> None:
     record_event(case=case, type="timer_failed", actor=TIMER.username, payload={
         "timer_id": timer.id, "task_id": timer.task_id, "task_spec": timer.task_spec, "name": timer.name,
         "due_at": timer.due_at.isoformat(), "error": timer.last_error})
-    db.session.commit()
+    db.session.flush()
 
 
 def retry_timer(*, timer_id: int, actor: Actor) -> Timer:

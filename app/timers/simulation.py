@@ -25,6 +25,7 @@ from app.extensions import db
 from app.tasks.models import WorkItem
 from app.timers.models import ScheduleOccurrence, SimulatedClock, Timer
 from app.timers.service import fire_or_fail
+from app.uow import unit_of_work
 
 log = logging.getLogger(__name__)
 
@@ -133,14 +134,13 @@ def reset_clock(*, actor: Actor) -> datetime:
 def fire_due_timers(*, limit: int = 10_000) -> list[int]:
     """Fire every waiting timer that is due, here and now, one case transaction each; a timer whose
     firing fails is marked failed with the reason and the others go on."""
-    due = db.session.scalars(select(Timer.id).where(Timer.state == "waiting", Timer.due_at < now())
-                             .order_by(Timer.due_at).limit(limit)).all()
-    db.session.commit()
+    with unit_of_work():  # read, and end the read, before each firing opens a unit of work of its own
+        due = db.session.scalars(select(Timer.id).where(Timer.state == "waiting", Timer.due_at < now())
+                                 .order_by(Timer.due_at).limit(limit)).all()
     for timer_id in due:
         try:
             fire_or_fail(timer_id=timer_id, final=True)  # fires every due timer of that case
         except Exception as exc:  # the database itself is away: the worker's sweep fires it later
-            db.session.rollback()
             log.warning("timer %s could not fire while the clock moved: %s", timer_id, exc)
     if not due:
         return []

@@ -7,9 +7,9 @@ from werkzeug.wrappers import Response
 
 from app.engine import parse_duration
 from app.errors import PermissionDeniedError
-from app.extensions import db
 from app.timers import service as timers
 from app.timers import simulation
+from app.uow import unit_of_work
 from app.web.common import current_actor, page_blueprint
 
 bp = page_blueprint("admin", __name__, url_prefix="/admin")
@@ -32,8 +32,8 @@ def timers_page() -> str:
 @bp.post("/timers/<id:timer_id>/retry")
 def retry(timer_id: int) -> Response:
     """Put a failed timer back to waiting so it fires again."""
-    timers.retry_timer(timer_id=timer_id, actor=current_actor())
-    db.session.commit()
+    with unit_of_work():
+        timers.retry_timer(timer_id=timer_id, actor=current_actor())
     flash(f"Timer {timer_id} will fire again.", "success")
     return redirect(url_for("admin.timers_page"))
 
@@ -48,7 +48,7 @@ def advance_clock() -> Response:
     except (ValueError, OverflowError) as exc:  # OverflowError: more days than a timedelta holds
         flash(str(exc) if isinstance(exc, ValueError) else f"{text!r} is far too long a duration", "error")
         return redirect(url_for("admin.timers_page"))
+    # The clock moves in a transaction of its own and each due timer fires in its own (not one unit of work).
     moved_to, fired = simulation.advance_clock(by=delta, actor=current_actor())
-    db.session.commit()
     flash(f"The clock moved to {moved_to:%Y-%m-%d %H:%M} UTC; {len(fired)} timer(s) fired.", "success")
     return redirect(url_for("admin.timers_page"))

@@ -17,11 +17,11 @@ from app.cases import service as cases
 from app.cases.models import CASE_STATUSES, CHANNELS, PRIORITIES
 from app.engine import now
 from app.errors import InvalidDataError, ProcessFailedError
-from app.extensions import db
 from app.forms import render_form_readonly
 from app.processes.service import list_processes
 from app.registry.service import list_equipment
 from app.tasks.service import forms
+from app.uow import unit_of_work
 from app.web.common import Pagination, current_actor, load_query, page_blueprint
 from app.web.filters import SUMMARY_LABELS, format_utc, humanize, role_name
 from app.web.schemas import CaseListQuerySchema, NewCaseSchema
@@ -61,16 +61,15 @@ def new() -> ResponseReturnValue:
     values = {key: request.form.get(key, "") for key in NewCaseSchema().fields}
     try:
         args = NewCaseSchema().load(request.form)
-        case = cases.open_case(actor=current_actor(), process_id=args["process"],
-                               reported_at=args["reported_at"], channel=args["channel"],
-                               description=args["description"], title=args["title"],
-                               priority=args["priority"], equipment_id=args["equipment_id"])
+        with unit_of_work():
+            case = cases.open_case(actor=current_actor(), process_id=args["process"],
+                                   reported_at=args["reported_at"], channel=args["channel"],
+                                   description=args["description"], title=args["title"],
+                                   priority=args["priority"], equipment_id=args["equipment_id"])
     except ValidationError as exc:
         return _new_case_form(values, _field_errors(exc.messages), 422)
     except (InvalidDataError, ProcessFailedError) as exc:
-        db.session.rollback()
         return _new_case_form(values, _field_errors(exc.errors or {"_schema": [exc.message]}), 422)
-    db.session.commit()
     flash(f"Case {case.number} opened.", "success")
     return redirect(url_for("cases.detail", case_id=case.id))
 

@@ -10,11 +10,11 @@ from markupsafe import Markup
 
 from app.audit.service import completed_task_data
 from app.errors import ConflictError, InvalidDataError, ProcessFailedError
-from app.extensions import db
 from app.forms import FormDefinition, render_form_fields, render_form_readonly
 from app.tasks import service as tasks
 from app.tasks.models import WorkItem
 from app.tasks.service import forms
+from app.uow import unit_of_work
 from app.web.cases import summary_rows
 from app.web.common import current_actor, page_blueprint
 
@@ -48,7 +48,6 @@ def _page(item: WorkItem, *, values: dict[str, Any] | None = None, errors: dict[
 
 def _conflict(item: WorkItem, message: str) -> ResponseReturnValue:
     """The 409 page: the task moved on; explain and point to the case."""
-    db.session.rollback()
     return render_template("tasks/conflict.html", item=item, case=item.case, message=message), 409
 
 
@@ -71,15 +70,14 @@ def complete(task_id: int) -> ResponseReturnValue:
     data = form.from_html(request.form) if form is not None else {}
     name, case_id = item.name, item.case_id
     try:
-        tasks.complete_work_item(work_item_id=item.id, actor=current_actor(), data=data)
+        with unit_of_work():
+            tasks.complete_work_item(work_item_id=item.id, actor=current_actor(), data=data)
     except (InvalidDataError, ProcessFailedError) as exc:
         # Entered values are kept: a form error is fixed at its field, a process failure can be retried.
-        db.session.rollback()
         errors = exc.errors or {"_schema": [exc.message]}
         return _page(tasks.get_work_item(task_id), values=data, errors=errors, status=422)
     except ConflictError as exc:
         return _conflict(tasks.get_work_item(task_id), exc.message)
-    db.session.commit()
     flash(f"“{name}” completed.", "success")
     return redirect(url_for("cases.detail", case_id=case_id))
 
@@ -89,9 +87,9 @@ def claim(task_id: int) -> ResponseReturnValue:
     """Take the task: it is assigned to the acting user."""
     item = tasks.get_work_item(task_id)
     try:
-        tasks.claim_work_item(work_item_id=item.id, actor=current_actor())
+        with unit_of_work():
+            tasks.claim_work_item(work_item_id=item.id, actor=current_actor())
     except ConflictError as exc:
         return _conflict(tasks.get_work_item(task_id), exc.message)
-    db.session.commit()
     flash(f"You claimed “{item.name}”.", "success")
     return redirect(url_for("tasks.detail", task_id=task_id))

@@ -276,3 +276,126 @@ def test_one_store_advances_lock_version_once_per_write(server: Server, clock: M
     # work (there are no row locks), and the store writes the case again: two steps per completion.
     # On PostgreSQL, FOR UPDATE takes the lock and only the store writes the case.
     assert store_increment(server, clock) == (2 if server.sqlite else 1)
+
+
+# -- claim and complete racing each other: the case lock first, then the work item --------------------------
+# Each race is run many times: a client that waits for the case lock must then read the work item as the
+# winner left it (on PostgreSQL a statement that waited for a row lock still sees other rows as they were
+# when it started, so reading both in one statement let two claims both succeed).
+REPEATS = 50
+
+
+@pytest.fixture
+def engineers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``X-Actor: eng-*`` acts as an engineer holding only the engineer role (no supervisor's take-over);
+    other names stay demo users holding every staff role. The one place the tests choose the actors."""
+    from flask import request
+
+    from app.api import tasks as task_views
+    from app.auth import Actor, demo_actor
+
+    def actor() -> Actor:
+        name = request.headers.get("X-Actor", "tester")
+        return Actor(name, frozenset({"engineer"})) if name.startswith("eng-") else demo_actor(name)
+
+    monkeypatch.setattr(task_views, "current_actor", actor)
+
+
+def _history(case_id: int) -> list[CaseEvent]:
+    db.session.rollback()  # other connections wrote it
+    return list(db.session.scalars(select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.seq)
+                                   .execution_options(populate_existing=True)))
+
+
+def _item(item_id: int) -> WorkItem:
+    db.session.rollback()
+    item = db.session.scalar(select(WorkItem).where(WorkItem.id == item_id).execution_options(populate_existing=True))
+    assert item is not None
+    return item
+
+
+def _statuses(server: Server, replies: list[Reply]) -> list[int]:
+    """The final statuses; on the way only 409 (and, on SQLite, 503 busy, retried) may have been seen."""
+    allowed = {200, 409, 503} if server.sqlite else {200, 409}
+    assert {s for r in replies for s in r.seen} <= allowed, [(r.seen, r.body) for r in replies]
+    return [r.status for r in replies]
+
+
+def test_two_engineers_claiming_one_task_get_one_200_and_one_409_naming_the_winner(
+        server: Server, clock: ManualClock, engineers: None) -> None:
+    outcomes = []
+    for _ in range(REPEATS):
+        case = open_fault_case(server, clock)
+        task_id = case["open_tasks"][0]["id"]
+        replies = server.race([(f"/api/tasks/{task_id}/claim", None, "eng-ann"),
+                               (f"/api/tasks/{task_id}/claim", None, "eng-ben")])
+        statuses = _statuses(server, replies)
+        assert sorted(statuses) == [200, 409], [(r.seen, r.body) for r in replies]
+        winner = ("eng-ann", "eng-ben")[statuses.index(200)]
+        loser = replies[statuses.index(409)]
+        assert loser.body["message"] == f"task {task_id} is already claimed by {winner}", loser.body
+        claims = [e for e in _history(case["id"]) if e.type == "task_claimed"]
+        assert [(e.actor, e.payload["previous"]) for e in claims] == [(winner, None)]
+        assert _item(task_id).assignee == winner
+        outcomes.append(winner)
+    assert len(outcomes) == REPEATS
+
+
+def test_two_supervisors_claiming_one_task_record_the_real_previous_assignee(
+        server: Server, clock: ManualClock) -> None:
+    # Supervisors may take a claimed task over: both claims succeed, one after the other, and the
+    # second one's history names the first as the previous assignee (never "previous: None" twice).
+    for _ in range(REPEATS):
+        case = open_fault_case(server, clock)
+        task_id = case["open_tasks"][0]["id"]
+        replies = server.race([(f"/api/tasks/{task_id}/claim", None, "sue"),
+                               (f"/api/tasks/{task_id}/claim", None, "sam")])
+        assert _statuses(server, replies) == [200, 200], [(r.seen, r.body) for r in replies]
+        claims = [(e.actor, e.payload["previous"]) for e in _history(case["id"]) if e.type == "task_claimed"]
+        assert len(claims) == 2, claims
+        (first, none), (second, previous) = claims
+        assert none is None and previous == first and {first, second} == {"sue", "sam"}, claims
+        assert _item(task_id).assignee == second
+
+
+def test_two_engineers_completing_one_task_get_one_200_and_one_409(
+        server: Server, clock: ManualClock, engineers: None) -> None:
+    for _ in range(REPEATS):
+        case = open_fault_case(server, clock)
+        task_id = case["open_tasks"][0]["id"]
+        replies = server.race([(f"/api/tasks/{task_id}/complete", {"data": DIAGNOSIS}, "eng-ann"),
+                               (f"/api/tasks/{task_id}/complete", {"data": DIAGNOSIS}, "eng-ben")])
+        statuses = _statuses(server, replies)
+        assert sorted(statuses) == [200, 409], [(r.seen, r.body) for r in replies]
+        winner = ("eng-ann", "eng-ben")[statuses.index(200)]
+        assert replies[statuses.index(409)].body["message"] == f"task {task_id} is completed, no longer ready"
+        history = _history(case["id"])
+        assert [(e.actor, e.payload["work_item_id"]) for e in history if e.type == "task_completed"] == \
+            [(winner, task_id)]
+        assert [e.seq for e in history] == list(range(1, len(history) + 1))
+        item = _item(task_id)
+        assert (item.state, item.completed_by) == ("completed", winner)
+
+
+def test_a_claim_racing_a_completion_never_claims_a_finished_task(
+        server: Server, clock: ManualClock, engineers: None) -> None:
+    seen = {"claim won": 0, "complete won": 0}
+    for _ in range(REPEATS):
+        case = open_fault_case(server, clock)
+        task_id = case["open_tasks"][0]["id"]
+        claim, complete = server.race([(f"/api/tasks/{task_id}/claim", None, "eng-ann"),
+                                       (f"/api/tasks/{task_id}/complete", {"data": DIAGNOSIS}, "eng-ben")])
+        assert sorted(_statuses(server, [claim, complete])) == [200, 409], [(r.seen, r.body) for r in (claim, complete)]
+        types = [(e.type, e.actor) for e in _history(case["id"]) if e.type in ("task_claimed", "task_completed")]
+        item = _item(task_id)
+        if claim.status == 200:  # ann holds it: ben (no supervisor) may not complete her task
+            assert complete.body["message"] == f"task {task_id} is claimed by eng-ann"
+            assert types == [("task_claimed", "eng-ann")]
+            assert (item.state, item.assignee) == ("ready", "eng-ann")
+            seen["claim won"] += 1
+        else:  # ben completed it first: the claim meets a finished task
+            assert claim.body["message"] == f"task {task_id} is completed, no longer ready"
+            assert types == [("task_completed", "eng-ben")]
+            assert (item.state, item.completed_by, item.assignee) == ("completed", "eng-ben", "eng-ben")
+            seen["complete won"] += 1
+    assert sum(seen.values()) == REPEATS
