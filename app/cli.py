@@ -200,8 +200,7 @@ USERS_ADMIN = Actor("cli", frozenset({"admin"}))  # who the history of user chan
 
 
 def _refused(exc: ServiceError | SQLAlchemyError) -> click.ClickException:
-    """A refused users command: roll back, say why (the exit status is 1)."""
-    db.session.rollback()
+    """A refused users command (its unit of work rolled back): say why (the exit status is 1)."""
     if isinstance(exc, SQLAlchemyError):  # e.g. a concurrent create of the same name, or no users table yet
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         return click.ClickException(f"nothing changed: the database refused: {reason}")
@@ -222,9 +221,9 @@ def users_create(name: str, roles: tuple[str, ...], password: str | None, displa
         users.check_new_user(username=name, roles=roles)  # before asking for a password it would waste
         if password is None:
             password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-        user = users.create_user(username=name, password=password or "", roles=roles, display_name=display_name,
-                                 actor=USERS_ADMIN)
-        db.session.commit()
+        with unit_of_work():
+            user = users.create_user(username=name, password=password or "", roles=roles,
+                                     display_name=display_name, actor=USERS_ADMIN)
     except (ServiceError, SQLAlchemyError) as exc:
         raise _refused(exc) from None
     click.echo(f"created user {user.username} with roles {', '.join(user.role_names)}")
@@ -237,8 +236,8 @@ def users_token(name: str) -> None:
     from app.users import service as users
 
     try:
-        token, secret = users.create_token(username=name, actor=USERS_ADMIN)
-        db.session.commit()
+        with unit_of_work():
+            token, secret = users.create_token(username=name, actor=USERS_ADMIN)
     except (ServiceError, SQLAlchemyError) as exc:
         raise _refused(exc) from None
     click.echo(f"token {token.public_id} for {token.user.username}; it is shown only now, store it safely. "
@@ -275,8 +274,8 @@ def users_disable(name: str) -> None:
     from app.users import service as users
 
     try:
-        user = users.disable_user(username=name, actor=USERS_ADMIN)
-        db.session.commit()
+        with unit_of_work():
+            user = users.disable_user(username=name, actor=USERS_ADMIN)
     except (ServiceError, SQLAlchemyError) as exc:
         raise _refused(exc) from None
     click.echo(f"disabled user {user.username}")
@@ -289,8 +288,8 @@ def tokens_revoke(token_id: str) -> None:
     from app.users import service as users
 
     try:
-        token = users.revoke_token(token_id=token_id, actor=USERS_ADMIN)
-        db.session.commit()
+        with unit_of_work():
+            token = users.revoke_token(token_id=token_id, actor=USERS_ADMIN)
     except (ServiceError, SQLAlchemyError) as exc:
         raise _refused(exc) from None
     click.echo(f"revoked token {token.public_id} of {token.user.username}")

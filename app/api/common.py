@@ -19,6 +19,7 @@ from app.engine import ProcessDefinitionError
 from app.errors import ServiceError
 from app.extensions import db
 from app.inputs import MAX_ID
+from app.uow import unit_of_work
 
 MAX_PER_PAGE = 100
 
@@ -100,9 +101,11 @@ def _flatten_locations(errors: dict[str, Any]) -> dict[str, Any]:
 def authenticate_request() -> None:
     """Before any view: decide who acts (app.auth.request_actor), so refused credentials are a 401 whatever
     the view, and commit the token's last-use time now, while the session holds nothing else."""
-    request_actor()
     if "Authorization" in request.headers:
-        db.session.commit()
+        with unit_of_work():  # the token's last-use time, committed before the view's own unit of work
+            request_actor()
+    else:
+        request_actor()
 
 
 def handle_service_error(exc: ServiceError) -> ResponseReturnValue:
