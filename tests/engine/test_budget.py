@@ -59,7 +59,7 @@ TIME_ATTACKS = {
     "endless iter(callable, sentinel)": "list(iter(int, 1))",
     "generator function": "def g():\n    while True:\n        yield 1\nx = sum(g())",
     "math.prod of a long range": "import math\nx = math.prod(range(1, 10**6))",
-    "sum of lists": "sum([[0] * 1000] * 10000, [])",
+    "sum of lists": "sum([[0] * 10] * 100000, [])",  # quadratic copying, never past the size budget
     "catastrophic regex": "import re\nx = re.match('(a|a)+$', 'a' * 40 + 'b')",
     "catastrophic compiled regex": "import re\nx = re.compile('(a|a)+$').search('a' * 40 + 'b')",
     "regex on many strings": "import re\nx = [re.search('(a|a)+$', 'a' * 30 + 'b') for i in range(100)]",
