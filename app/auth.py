@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from app.errors import ServiceError
+from app.errors import PermissionDeniedError, ServiceError
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -50,6 +50,43 @@ class Actor:
         return self.has_role("agent", "engineer", "regional_engineer", "supervisor")
 
 
+    def can(self, permission: str) -> bool:
+        """True when one of the actor's roles grants ``permission`` (see PERMISSIONS); the system may do
+        everything."""
+        return "system" in self.roles or bool(self.roles.intersection(PERMISSIONS[permission]))
+
+
+# Who may do what: each permission and the roles that grant it. Services call require(actor, permission)
+# first (reads included); finer rules (a task of the actor's own role, a claim by someone else) follow it in
+# the service. Auditors hold every *read* permission and no other; admins manage but do not work tasks.
+READERS = frozenset({*STAFF_ROLES, "admin", "auditor"})
+PERMISSIONS: dict[str, frozenset[str]] = {
+    "cases.read": READERS,  # cases, their history, open tasks, deadlines and attachments
+    "cases.open": frozenset({"agent", "engineer", "regional_engineer", "supervisor"}),
+    "cases.attach": frozenset(STAFF_ROLES),  # add an attachment (fax scan, photo) to a case
+    "tasks.read": READERS,
+    "tasks.work": frozenset(STAFF_ROLES),  # claim, release, complete (a task of one's own role, see can_work_on)
+    "tasks.assign": frozenset({"supervisor"}),  # assign or reassign any staff task to someone
+    "registry.read": READERS,  # customers and equipment files
+    "processes.read": frozenset(ROLES),  # process versions and their diagrams
+    "processes.deploy": frozenset({"admin"}),
+    "processes.edit": frozenset({"process_owner"}),  # edit definitions in the modeller (a later issue)
+    "timers.read": frozenset({"admin", "auditor"}),  # the timer queue, pending and failed timers
+    "timers.manage": frozenset({"admin"}),  # retry a failed timer, move the simulated clock
+    "users.read": frozenset({"admin", "auditor"}),
+    "users.manage": frozenset({"admin"}),  # create, set roles, disable, issue and revoke tokens
+}
+# What each permission lets one do, in the words of a refusal ("… may not <this>").
+PERMISSION_WORDS = {
+    "cases.read": "read cases", "cases.open": "open cases", "cases.attach": "add attachments to cases",
+    "tasks.read": "read tasks", "tasks.work": "work on tasks", "tasks.assign": "assign tasks to others",
+    "registry.read": "read customer and equipment files", "processes.read": "read process definitions",
+    "processes.deploy": "deploy process versions", "processes.edit": "edit process definitions",
+    "timers.read": "read the timer queue", "timers.manage": "retry timers or move the clock",
+    "users.read": "read users", "users.manage": "manage users and tokens",
+}
+
+
 SYSTEM = Actor("system", frozenset({"system"}))
 TIMER = Actor("timer", frozenset({"system"}))
 
@@ -75,6 +112,23 @@ class AuthenticationError(ServiceError):
     """The request's credentials are missing, malformed, unknown, revoked, or name a reserved actor."""
 
     status = 401
+
+
+def require(actor: Actor, permission: str) -> None:
+    """Refuse (AuthenticationError for nobody, PermissionDeniedError otherwise) unless ``actor`` holds a role
+    that grants ``permission``; the refusal names what is missing."""
+    if permission not in PERMISSIONS:
+        raise KeyError(f"unknown permission {permission!r}")
+    if actor.can(permission):
+        return
+    if not actor.username:
+        raise AuthenticationError("sign in first")
+    roles = sorted(PERMISSIONS[permission])
+    raise PermissionDeniedError(
+        f"{actor.username} may not {PERMISSION_WORDS[permission]}: that needs the role "
+        f"{roles[0]}" if len(roles) == 1 else
+        f"{actor.username} may not {PERMISSION_WORDS[permission]}: that needs one of the roles {', '.join(roles)}",
+        errors={"permission": [permission], "roles_needed": roles})
 
 
 def is_reserved_name(name: str) -> bool:

@@ -8,7 +8,7 @@ so instead of one rolled-back transaction per test, every table is emptied after
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,6 +23,7 @@ from app.auth import SYSTEM, Actor, demo_actor
 from app.engine import ManualClock, OffsetClock, get_clock, get_engine, set_clock
 from app.extensions import db, redis_connection
 from app.processes.service import deploy_path
+from tests.support import user_token
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
@@ -124,3 +125,18 @@ def staff() -> Actor:
 def client(app: Flask) -> FlaskClient:
     """A test client."""
     return app.test_client()
+
+
+@pytest.fixture
+def signed_in(app: Flask) -> Callable[..., FlaskClient]:
+    """``signed_in("bob", "engineer")``: a test client acting as the real user bob (created with those roles
+    on first use; every staff role when none are given) through an API token, on pages and API alike."""
+
+    def make(username: str = "alice", *roles: str) -> FlaskClient:
+        with app.app_context():
+            token = user_token(username, *roles)
+        client = app.test_client()
+        client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+        return client
+
+    return make

@@ -86,3 +86,18 @@ class WorkerProcesses:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(10)
+
+
+def user_token(username: str, *roles: str) -> str:
+    """An API token of the user ``username`` (created with ``roles`` on first use, every staff role when none
+    are given); needs an app context, commits."""
+    from app.auth import STAFF_ROLES, SYSTEM
+    from app.users import service as users
+    from app.users.models import User
+
+    if db.session.scalar(select(User.id).where(User.username == users.normalize_username(username))) is None:
+        users.create_user(username=username, password="correct horse battery", roles=roles or STAFF_ROLES,
+                          actor=SYSTEM)
+    _, token = users.create_token(username=username, actor=SYSTEM)
+    db.session.commit()
+    return token

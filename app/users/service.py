@@ -16,9 +16,9 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
-from app.auth import RESERVED_NAMES, ROLES, Actor, AuthenticationError, is_reserved_name
+from app.auth import RESERVED_NAMES, ROLES, Actor, AuthenticationError, is_reserved_name, require
 from app.engine import now
-from app.errors import ConflictError, InvalidDataError, NotFoundError, PermissionDeniedError
+from app.errors import ConflictError, InvalidDataError, NotFoundError
 from app.extensions import db
 from app.users.models import ApiToken, User, UserEvent, UserRole
 
@@ -35,8 +35,7 @@ _hasher = PasswordHasher(type=Type.ID)
 
 
 def _require_admin(actor: Actor) -> None:
-    if not actor.has_role("admin"):
-        raise PermissionDeniedError(f"{actor.username or 'this request'} may not manage users: admins only")
+    require(actor, "users.manage")
 
 
 def _record(*, type: str, username: str, actor: Actor, payload: dict[str, Any] | None = None) -> UserEvent:
