@@ -55,7 +55,7 @@ def deploy_command(path: Path, username: str, note: str) -> None:
 @processes_cli.command("list")
 def list_command() -> None:
     """List the latest version of every deployed process."""
-    for version in processes.list_processes():
+    for version in processes.list_processes(actor=SYSTEM):
         click.echo(f"{version.process_id:24} v{version.version:<4} {version.deployed_at:%Y-%m-%d %H:%M} "
                    f"{version.deployed_by:12} {version.name}")
 
@@ -140,7 +140,7 @@ def timers_list() -> None:
     """List waiting and failed timers, soonest first."""
     from app.timers.service import pending_timers
 
-    for timer in pending_timers():
+    for timer in pending_timers(actor=SYSTEM):
         click.echo(f"{timer.id:>6} {timer.state:8} {timer.due_at:%Y-%m-%d %H:%M:%S} case {timer.case_id:<6} "
                    f"{timer.name}{'  ERROR: ' + (timer.last_error or '')[:80] if timer.state == 'failed' else ''}")
 
