@@ -302,3 +302,18 @@ def test_staff_may_not_work_the_tasks_of_another_role(deployed: Flask, signed_in
     db.session.rollback()
     item = db.session.get(WorkItem, task_id)
     assert item is not None and item.state == "ready" and item.assignee is None
+
+
+def test_an_admin_completes_a_staff_task_only_when_also_holding_its_role(
+        deployed: Flask, signed_in: Callable[..., FlaskClient]) -> None:
+    deploy_sources([_one_task_process("engineer")], actor=SYSTEM)
+    task_id = _ready_task("matrix_engineer")
+    db.session.commit()
+    refused = signed_in("adminonly", "admin").post(f"/api/tasks/{task_id}/complete", json={"data": {}})
+    assert refused.status_code == 403
+    assert refused.get_json()["errors"]["permission"] == ["tasks.work"]
+    done = signed_in("adminengineer", "admin", "engineer").post(f"/api/tasks/{task_id}/complete", json={"data": {}})
+    assert done.status_code == 200, done.get_json()
+    db.session.rollback()
+    item = db.session.get(WorkItem, task_id)
+    assert item is not None and item.state == "completed" and item.completed_by == "adminengineer"
