@@ -1,5 +1,5 @@
 """Every role × every endpoint and page: allowed → 2xx/3xx, refused → 403 naming what is missing, anonymous →
-401 (API) or the sign-in page (pages).
+401 (API) or the sign-in page (pages; the sign-in and sign-out pages themselves are open to anonymous visitors).
 
 The table ``MATRIX`` has one entry per rule of ``app.url_map`` (endpoint and method) saying which roles may
 use it and how to make a request that succeeds; a new endpoint without an entry fails
@@ -34,6 +34,7 @@ from app.registry.service import seed_demo_data
 from app.tasks.models import WorkItem
 from app.timers.models import Timer
 from app.timers.service import mark_failed
+from tests.support import user_token
 
 # Rules that are not the application's to protect: static files and the OpenAPI document.
 EXCLUDED_ENDPOINTS = frozenset({"static", "web.static"})
@@ -44,6 +45,8 @@ READERS = frozenset({*STAFF_ROLES, "admin", "auditor"})  # cases, tasks and cust
 OPENERS = frozenset({"agent", "engineer", "regional_engineer", "supervisor"})
 WORKERS = frozenset(STAFF_ROLES)  # on a task of their own role; supervisors on anyone's (an engineer's here)
 TIMER_READERS = frozenset({"admin", "auditor"})
+USER_READERS = frozenset({"admin", "auditor"})
+PASSWORD = "correct horse battery"  # every user tests.support.user_token creates has it
 ADMINS = frozenset({"admin"})
 
 
@@ -57,6 +60,7 @@ class World:
     complete_task_ids: dict[str, int]
     failed_timer_ids: dict[str, int]
     equipment_id: int
+    username: str = ""  # who signs in on the sign-in page
 
     @staticmethod
     def reported_at() -> Any:
@@ -70,6 +74,7 @@ class Entry:
     allowed: frozenset[str]
     path: Callable[[World], str]
     body: Callable[[World], dict[str, Any]] | None = None  # JSON for /api, form fields for pages
+    public: bool = False  # anonymous visitors may use it too (the sign-in and sign-out pages)
 
 
 def _no_fields(world: World) -> dict[str, Any]:
@@ -100,6 +105,11 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ("admin.timers_page", "GET"): Entry(TIMER_READERS, lambda w: "/admin/timers"),
     ("admin.retry", "POST"): Entry(ADMINS, lambda w: f"/admin/timers/{w.failed_timer_ids['page']}/retry", _no_fields),
     ("admin.advance_clock", "POST"): Entry(ADMINS, lambda w: "/admin/clock", lambda w: {"by": "1m"}),
+    ("admin.users_page", "GET"): Entry(USER_READERS, lambda w: "/admin/users"),
+    ("signin.sign_in", "GET"): Entry(EVERYONE, lambda w: "/sign-in", public=True),
+    ("signin.sign_in_submit", "POST"): Entry(
+        EVERYONE, lambda w: "/sign-in", lambda w: {"username": w.username, "password": PASSWORD}, public=True),
+    ("signin.sign_out", "POST"): Entry(EVERYONE, lambda w: "/sign-out", _no_fields, public=True),
     # the JSON API
     ("api_cases.Cases", "GET"): Entry(READERS, lambda w: "/api/cases"),
     ("api_cases.Cases", "POST"): Entry(OPENERS, lambda w: "/api/cases", _case_body),
@@ -179,7 +189,7 @@ def _failed_timer() -> int:
     return timer_id
 
 
-def _world(role: str) -> World:
+def _world(role: str, username: str) -> World:
     """The cases, tasks and failed timers of one role's requests, committed."""
     seed_demo_data()
     deploy_sources([_one_task_process(r) for r in STAFF_ROLES], actor=SYSTEM)
@@ -191,7 +201,8 @@ def _world(role: str) -> World:
         claim_task_ids={"page": _ready_task(process), "api": _ready_task(process)},
         complete_task_ids={"page": _ready_task(process), "api": _ready_task(process)},
         failed_timer_ids={"page": _failed_timer(), "api": _failed_timer()},
-        equipment_id=db.session.scalars(select(Equipment.id).order_by(Equipment.id)).first() or 0)
+        equipment_id=db.session.scalars(select(Equipment.id).order_by(Equipment.id)).first() or 0,
+        username=username)
     db.session.commit()
     return world
 
@@ -202,11 +213,17 @@ def _is_api(path: str) -> bool:
     return path == "/api" or path.startswith("/api/")
 
 
+CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
 def _with_csrf(client: FlaskClient, form: dict[str, Any]) -> dict[str, Any]:
-    """The form with the session's CSRF token, as a page the user had open would send it."""
-    with client.session_transaction() as session:
-        token = session.setdefault("csrf_token", "matrix-csrf-token")
-    return {**form, "csrf_token": token}
+    """The form with the session's CSRF token, read afresh (signing in or out starts a new session) from a page
+    as a browser would: the sign-in form, or, once signed in, any page's sign-out form (an error page too)."""
+    for path in ("/sign-in", "/"):
+        match = CSRF_FIELD.search(client.get(path).get_data(as_text=True))
+        if match:
+            return {**form, "csrf_token": match.group(1)}
+    raise AssertionError("no page offers a CSRF token to this client")
 
 
 def _request(client: FlaskClient, method: str, entry: Entry, world: World) -> TestResponse:
@@ -250,9 +267,9 @@ def _username(role: str) -> str:
 
 @pytest.mark.parametrize("role", ROLES)
 def test_role_against_every_endpoint(deployed: Flask, signed_in: Callable[..., FlaskClient], role: str) -> None:
-    world = _world(role)
     username = _username(role)
     client = signed_in(username, role)
+    world = _world(role, username)
     problems = []
     for (endpoint, method), entry in MATRIX.items():
         response = _request(client, method, entry, world)
@@ -262,18 +279,18 @@ def test_role_against_every_endpoint(deployed: Flask, signed_in: Callable[..., F
     assert not problems, f"{len(problems)} of {len(MATRIX)} requests as {role} went wrong:\n" + "\n".join(problems)
 
 
-ANONYMOUS_REASON = ("the demo mode still acts for anonymous requests; the sign-in branch (h/signin) removes it "
-                    "and this part becomes a plain test when it is merged")
-
-
-@pytest.mark.xfail(strict=False, reason=ANONYMOUS_REASON)
-def test_anonymous_requests_are_sent_to_sign_in(deployed: Flask, client: FlaskClient) -> None:
-    world = _world("engineer")
+def test_anonymous_requests_are_sent_to_sign_in(deployed: Flask) -> None:
+    user_token("matrixanonymous", "engineer")  # the user the sign-in page's request signs in
+    world = _world("engineer", "matrixanonymous")
     problems = []
     for (endpoint, method), entry in MATRIX.items():
         path = entry.path(world)
+        client = deployed.test_client()  # anonymous again (the sign-in request signed the last one in)
         response = _request(client, method, entry, world)
-        if _is_api(path):
+        if entry.public:
+            if not 200 <= response.status_code < 400:
+                problems.append(f"{method} {path} ({endpoint}): {response.status_code}, expected 2xx/3xx")
+        elif _is_api(path):
             body = response.get_json(silent=True) or {}
             if response.status_code != 401 or body.get("status") != 401:
                 problems.append(f"{method} {path} ({endpoint}): {response.status_code} {body}, expected 401 JSON")

@@ -5,10 +5,12 @@ from __future__ import annotations
 from flask import current_app, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
+from app.auth import ROLE_NAMES, ROLES
 from app.engine import parse_duration
 from app.timers import service as timers
 from app.timers import simulation
 from app.uow import unit_of_work
+from app.users import service as users
 from app.web.common import current_actor, page_blueprint
 
 bp = page_blueprint("admin", __name__, url_prefix="/admin")
@@ -46,3 +48,10 @@ def advance_clock() -> Response:
     moved_to, fired = simulation.advance_clock(by=delta, actor=current_actor())
     flash(f"The clock moved to {moved_to:%Y-%m-%d %H:%M} UTC; {len(fired)} timer(s) fired.", "success")
     return redirect(url_for("admin.timers_page"))
+
+
+@bp.get("/users")
+def users_page() -> str:
+    """Users with their roles, state, last sign-in and tokens (admins and auditors)."""
+    return render_template("admin/users.html", users=users.list_users(actor=current_actor()), roles=ROLES,
+                           role_names=ROLE_NAMES)

@@ -19,7 +19,7 @@ from rq import SimpleWorker
 from sqlalchemy import func, select
 
 from app.audit.models import CaseEvent
-from app.auth import SYSTEM, demo_actor
+from app.auth import SYSTEM
 from app.cases.models import Case
 from app.cases.service import open_case
 from app.extensions import db, redis_connection, timer_queue
@@ -28,6 +28,7 @@ from app.tasks.models import WorkItem
 from app.tasks.service import complete_work_item, list_work_items
 from app.timers.models import Timer
 from app.timers.scheduling import enqueue_fire_job
+from tests.support import staff_actor
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / "workflows"
@@ -210,7 +211,7 @@ def test_two_files_with_the_same_process_id_are_refused(ctx: Flask, tmp_path: Pa
 
 # -- running cases keep their version ------------------------------------------------------------------
 def test_a_case_stays_pinned_to_its_version_after_a_new_one(ctx: Flask, tmp_path: Path, clock: Any) -> None:
-    staff = demo_actor("alice")
+    staff = staff_actor("alice")
     assert deploy(ctx, FAULT).exit_code == 0
     reported_at = clock.now() - timedelta(hours=1)
     old = open_case(actor=staff, process_id="fault_handling", reported_at=reported_at, channel="phone",
@@ -348,7 +349,7 @@ def test_values_exactly_at_their_limits_deploy_and_a_case_runs_on_them(ctx: Flas
     (tmp_path / ONE_TASK.name).write_text(text)
     result = deploy(ctx, tmp_path / ONE_TASK.name)
     assert result.exit_code == 0, result.output
-    case = open_case(actor=demo_actor("alice"), process_id="one_task", reported_at=clock.now(), channel="phone",
+    case = open_case(actor=staff_actor("alice"), process_id="one_task", reported_at=clock.now(), channel="phone",
                      description="at the limits")
     db.session.commit()
     (item,), _ = list_work_items(actor=SYSTEM, case_id=case.id)
@@ -395,7 +396,7 @@ def test_a_file_in_utf_16_or_latin_1_deploys_by_its_declaration_and_a_case_runs(
     (version,) = versions()
     assert version.bpmn_source == text  # correct text, declaration kept
     assert version.sha256 == hashlib.sha256(source).hexdigest()  # of the bytes as deployed
-    case = open_case(actor=demo_actor("alice"), process_id="one_task", reported_at=clock.now(), channel="phone",
+    case = open_case(actor=staff_actor("alice"), process_id="one_task", reported_at=clock.now(), channel="phone",
                      description="encoded")
     db.session.commit()
     (item,), _ = list_work_items(actor=SYSTEM, case_id=case.id)
@@ -472,7 +473,7 @@ def _rows(model: Any) -> int:
 
 
 def _open_with(clock: Any, **data: Any) -> int:
-    case = open_case(actor=demo_actor("alice"), process_id="deploy_timer_from_data",
+    case = open_case(actor=staff_actor("alice"), process_id="deploy_timer_from_data",
                      reported_at=clock.now() - timedelta(hours=1), channel="phone", description="timers from data",
                      data=data)
     db.session.commit()
