@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from html import unescape
 from typing import Any
@@ -34,6 +34,7 @@ from app.registry.service import seed_demo_data
 from app.tasks.models import WorkItem
 from app.timers.models import Timer
 from app.timers.service import mark_failed
+from app.users import service as users
 from tests.support import user_token
 
 # Rules that are not the application's to protect: static files and the OpenAPI document.
@@ -61,6 +62,8 @@ class World:
     failed_timer_ids: dict[str, int]
     equipment_id: int
     username: str = ""  # who signs in on the sign-in page
+    target_users: dict[str, str] = field(default_factory=dict)  # admin change -> a user of its own to change
+    token_to_revoke: str = ""
 
     @staticmethod
     def reported_at() -> Any:
@@ -106,6 +109,16 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ("admin.retry", "POST"): Entry(ADMINS, lambda w: f"/admin/timers/{w.failed_timer_ids['page']}/retry", _no_fields),
     ("admin.advance_clock", "POST"): Entry(ADMINS, lambda w: "/admin/clock", lambda w: {"by": "1m"}),
     ("admin.users_page", "GET"): Entry(USER_READERS, lambda w: "/admin/users"),
+    ("admin.create_user", "POST"): Entry(ADMINS, lambda w: "/admin/users", lambda w: {
+        "username": "matrixnewcomer", "password": PASSWORD, "roles": ["agent"], "display_name": "New"}),
+    ("admin.set_roles", "POST"): Entry(ADMINS, lambda w: "/admin/users/roles", lambda w: {
+        "username": w.target_users["roles"], "roles": ["agent", "engineer"]}),
+    ("admin.disable_user", "POST"): Entry(ADMINS, lambda w: "/admin/users/disable",
+                                          lambda w: {"username": w.target_users["disable"]}),
+    ("admin.issue_token", "POST"): Entry(ADMINS, lambda w: "/admin/users/tokens",
+                                         lambda w: {"username": w.target_users["token"]}),
+    ("admin.revoke_token", "POST"): Entry(ADMINS, lambda w: "/admin/tokens/revoke",
+                                          lambda w: {"token_id": w.token_to_revoke}),
     ("signin.sign_in", "GET"): Entry(EVERYONE, lambda w: "/sign-in", public=True),
     ("signin.sign_in_submit", "POST"): Entry(
         EVERYONE, lambda w: "/sign-in", lambda w: {"username": w.username, "password": PASSWORD}, public=True),
@@ -189,6 +202,12 @@ def _failed_timer() -> int:
     return timer_id
 
 
+def _target_user(change: str) -> str:
+    """A user of its own for one admin change (roles, disable, token)."""
+    return users.create_user(username=f"matrixtarget{change}", password=PASSWORD, roles=["agent"],
+                             actor=SYSTEM).username
+
+
 def _world(role: str, username: str) -> World:
     """The cases, tasks and failed timers of one role's requests, committed."""
     seed_demo_data()
@@ -202,7 +221,9 @@ def _world(role: str, username: str) -> World:
         complete_task_ids={"page": _ready_task(process), "api": _ready_task(process)},
         failed_timer_ids={"page": _failed_timer(), "api": _failed_timer()},
         equipment_id=db.session.scalars(select(Equipment.id).order_by(Equipment.id)).first() or 0,
-        username=username)
+        username=username, target_users={change: _target_user(change) for change in ("roles", "disable", "token")})
+    token, _ = users.create_token(username=world.target_users["token"], actor=SYSTEM)
+    world.token_to_revoke = token.public_id
     db.session.commit()
     return world
 
