@@ -323,8 +323,10 @@ def deadline_kept(item: WorkItem, *, actor: Actor) -> dict[str, Any] | None:
     if item.due_at is None or item.completed_at is None or item.state != "completed":
         return None
     # The timer that set the task's deadline (the earliest guarding it): same case, same due time.
-    name = db.session.scalar(select(Timer.name).where(Timer.case_id == item.case_id, Timer.due_at == item.due_at,
-                                                      Timer.state != "cancelled").order_by(Timer.id).limit(1))
+    # (Once the task is done, its boundary timer is cancelled: its row still names the deadline.)
+    own_first = sql_case((Timer.attached_task_id == item.task_id, 0), else_=1)
+    name = db.session.scalar(select(Timer.name).where(Timer.case_id == item.case_id, Timer.due_at == item.due_at)
+                             .order_by(own_first, Timer.id).limit(1))
     margin_ms = int((item.due_at - item.completed_at).total_seconds() * 1000)
     return {"name": name, "due_at": item.due_at.isoformat(), "margin_ms": margin_ms, "met": margin_ms >= 0}
 
