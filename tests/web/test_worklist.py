@@ -244,3 +244,20 @@ def test_pages_name_the_time_zone_and_load_the_clock_script(people: dict[str, An
     assert script.status_code == 200 and b"data-text-overdue" in script.data and b"30000" in script.data
     css = people["bob"].get("/static/web/web.css").get_data(as_text=True)
     assert ".case-number, .case-number a, .serial { white-space: nowrap; }" in css
+
+
+def test_the_case_history_says_who_released_assigned_and_whether_the_deadline_was_kept(
+        people: dict[str, Any]) -> None:
+    case = open_fault(people, hours_ago=29)  # the 24 h deadline passed 5 h ago
+    task_id = task_of(case, "diagnose_fault")
+    people["bob"].post(f"/api/tasks/{task_id}/claim")
+    people["sue"].post(f"/api/tasks/{task_id}/release")
+    people["cho"]  # exists
+    people["sue"].post(f"/api/tasks/{task_id}/assign", json={"assignee": "cho"})
+    assert people["cho"].post(f"/api/tasks/{task_id}/complete", json={"data": DIAGNOSIS}).status_code == 200
+    history = text_of(people["bob"].get(f"/cases/{case['id']}"))
+    assert ("Task released by sue Task Diagnose fault Previous assignee bob Assigned to — (back in the queue)"
+            in history)
+    assert "Task assigned by sue Task Diagnose fault Previous assignee — Assigned to cho" in history
+    assert ("Task completed by cho Task Diagnose fault Deadline Completed 5 h late: the deadline "
+            "“24 h diagnosis deadline” was missed") in history
