@@ -112,8 +112,9 @@ def list_work_items(*, actor: Actor, role: str | None = None, assignee: str | No
     query = _filtered(query, filters, current)
     total = db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
     # Overdue work first (most overdue first), then the soonest deadline, then work without one, oldest first.
-    overdue_first = sql_case((and_(WorkItem.due_at.is_not(None), WorkItem.due_at <= current), 0), else_=1)
-    order = (overdue_first, WorkItem.due_at.is_(None), WorkItem.due_at, WorkItem.created_at, WorkItem.id)
+    # Ascending due times put every passed deadline before every future one, so no expression on the clock
+    # is needed, and the (state, role, due_at) index can serve the order.
+    order = (WorkItem.due_at.is_(None), WorkItem.due_at, WorkItem.created_at, WorkItem.id)
     items = list(db.session.scalars(
         query.options(selectinload(WorkItem.case).selectinload(Case.customer),
                       selectinload(WorkItem.case).selectinload(Case.equipment))
