@@ -19,7 +19,7 @@ from rq import SimpleWorker
 from sqlalchemy import func, select
 
 from app.audit.models import CaseEvent
-from app.auth import demo_actor
+from app.auth import SYSTEM, demo_actor
 from app.cases.models import Case
 from app.cases.service import open_case
 from app.extensions import db, redis_connection, timer_queue
@@ -227,7 +227,7 @@ def test_a_case_stays_pinned_to_its_version_after_a_new_one(ctx: Flask, tmp_path
     assert new.process_version_id == v2.id
 
     def diagnosis_due(case_id: int) -> Any:
-        (item,), _ = list_work_items(case_id=case_id)
+        (item,), _ = list_work_items(actor=SYSTEM, case_id=case_id)
         return item, item.due_at - reported_at
 
     old_item, old_window = diagnosis_due(old_id)
@@ -240,7 +240,7 @@ def test_a_case_stays_pinned_to_its_version_after_a_new_one(ctx: Flask, tmp_path
     case = db.session.get(Case, old_id)
     assert case.process_version_id == v1.id
     assert case.process_version.version == 1
-    (next_item,), _ = list_work_items(case_id=old_id)
+    (next_item,), _ = list_work_items(actor=SYSTEM, case_id=old_id)
     assert next_item.task_spec == "quote_maintenance_cost"  # no equipment, so no warranty: a quote
 
 
@@ -351,7 +351,7 @@ def test_values_exactly_at_their_limits_deploy_and_a_case_runs_on_them(ctx: Flas
     case = open_case(actor=demo_actor("alice"), process_id="one_task", reported_at=clock.now(), channel="phone",
                      description="at the limits")
     db.session.commit()
-    (item,), _ = list_work_items(case_id=case.id)
+    (item,), _ = list_work_items(actor=SYSTEM, case_id=case.id)
     assert (item.task_spec, item.name, item.role) == (task_id, "n" * TASK_NAME, role)
     timer = db.session.scalars(select(Timer).where(Timer.case_id == case.id)).one()
     assert (timer.task_spec, timer.name) == (timer_id, "m" * TIMER_NAME)
@@ -398,7 +398,7 @@ def test_a_file_in_utf_16_or_latin_1_deploys_by_its_declaration_and_a_case_runs(
     case = open_case(actor=demo_actor("alice"), process_id="one_task", reported_at=clock.now(), channel="phone",
                      description="encoded")
     db.session.commit()
-    (item,), _ = list_work_items(case_id=case.id)
+    (item,), _ = list_work_items(actor=SYSTEM, case_id=case.id)
     assert item.name == name
 
 
@@ -501,7 +501,7 @@ def test_completing_a_task_whose_next_timer_value_is_unusable_answers_422_and_sa
     assert deploy(ctx, TIMER_FROM_DATA).exit_code == 0
     case_id = _open_with(clock, first_deadline=(clock.now() + timedelta(hours=1)).isoformat(),
                          second_deadline="P99999999D")
-    (item,), _ = list_work_items(case_id=case_id)
+    (item,), _ = list_work_items(actor=SYSTEM, case_id=case_id)
     before = (db.session.get(Case, case_id).state_json, _rows(CaseEvent), _rows(WorkItem), _rows(Timer))
     response = ctx.test_client().post(f"/api/tasks/{item.id}/complete", json={"data": REVIEW})
     assert response.status_code == 422, response.get_json()
