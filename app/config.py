@@ -63,6 +63,8 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "FORMS_DIR": env.get("SERVICECASE_FORMS", str(PROJECT_ROOT / "forms")),
         "MAX_CONTENT_LENGTH": int(env.get("SERVICECASE_MAX_REQUEST_BYTES", 1_000_000)),
         "DEMO_ACTOR": env.get("SERVICECASE_DEMO_ACTOR", "demo"),
+        # The largest attachment (fax scan, photo) a case accepts; stored under INSTANCE_DIR/attachments.
+        "ATTACHMENT_MAX_BYTES": int(env.get("SERVICECASE_ATTACHMENT_MAX_BYTES", 20_000_000)),
         # A customer's notice older than this is a typing mistake (a year of 1990), not a real report.
         "NOTICE_MAX_AGE_DAYS": int(env.get("SERVICECASE_NOTICE_MAX_AGE_DAYS", 366)),
         "API_TITLE": "Service case API",
