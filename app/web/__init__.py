@@ -30,12 +30,13 @@ def register_web(app: Flask) -> None:
     """Register the page blueprints, their filters, CSRF check and error pages."""
     from app.web.admin import bp as admin_bp
     from app.web.cases import bp as cases_bp
+    from app.web.cases import vendor as vendor_bp
     from app.web.tasks import bp as tasks_bp
     from app.web.worklist import bp as worklist_bp
 
     install_id_converter(app.url_map)
     app.register_blueprint(assets)
-    for blueprint in (worklist_bp, cases_bp, tasks_bp, admin_bp):
+    for blueprint in (worklist_bp, cases_bp, tasks_bp, admin_bp, vendor_bp):
         app.register_blueprint(blueprint)
     register_filters(app)
     app.context_processor(_page_context)
