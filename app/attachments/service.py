@@ -201,11 +201,24 @@ def attachment_file(*, actor: Actor, case_id: int, attachment_id: int) -> Stored
     return StoredFile(found, path)
 
 
+def _ascii_fallback(name: str) -> str:
+    """The file name for clients that do not read ``filename*``: ASCII letters kept, the extension too."""
+    stem, dot, ext = name.rpartition(".")
+    if not dot:
+        stem, ext = name, ""
+
+    def ascii_only(text: str) -> str:
+        text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+        return re.sub(r"[^A-Za-z0-9._ -]", "_", text).strip(" ._")
+
+    stem, ext = ascii_only(stem) or "attachment", ascii_only(ext)
+    return f"{stem}.{ext}" if ext else stem
+
+
 def download_headers(attachment: Attachment) -> dict[str, str]:
     """How every download of an attachment is served, pages and API alike: as a file to save (never shown
     inline), under its own sniffed type (never text/html), which the browser must not second-guess."""
-    ascii_name = unicodedata.normalize("NFKD", attachment.filename).encode("ascii", "ignore").decode()
-    ascii_name = re.sub(r'[^A-Za-z0-9._ -]', "_", ascii_name).strip(" .") or "attachment"
+    ascii_name = _ascii_fallback(attachment.filename)
     content_type = attachment.content_type
     if content_type not in ALLOWED_TYPES:  # a row from outside this service: send opaque bytes
         content_type = "application/octet-stream"
