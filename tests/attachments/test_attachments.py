@@ -258,3 +258,14 @@ def test_file_names_are_sanitised_for_display(given: str | None, kept: str) -> N
     (b"RIFF\x24\x00\x00\x00WEBPVP8 ", "image/webp"), ("故障记录\r\n\tline 2\n".encode(), "text/plain")])
 def test_the_allowed_types_are_recognised_from_their_bytes(content: bytes, kind: str) -> None:
     assert attachments.sniff_type(content) == kind
+
+
+def test_the_openapi_document_describes_the_attachment_operations(client: FlaskClient) -> None:
+    paths = client.get("/api/openapi.json").get_json()["paths"]
+    upload_op = paths["/api/cases/{case_id}/attachments"]["post"]
+    assert {"201", "401", "403", "404", "413", "415", "422"} <= set(upload_op["responses"])
+    body = upload_op["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert body["required"] == ["file"] and body["properties"]["file"]["format"] == "binary"
+    assert {"200", "404"} <= set(paths["/api/cases/{case_id}/attachments"]["get"]["responses"])
+    download = paths["/api/cases/{case_id}/attachments/{attachment_id}/download"]["get"]["responses"]
+    assert "application/octet-stream" in download["200"]["content"] and "404" in download

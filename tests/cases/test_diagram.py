@@ -167,3 +167,10 @@ def test_the_endpoint_answers_404_403_and_401(case_id: int, signed_in: Callable[
     assert refused.status_code == 403 and "read cases" in refused.get_json()["message"]
     anonymous = client.get(f"/api/cases/{case_id}/diagram", headers={"Authorization": "Bearer nonsense"})
     assert anonymous.status_code == 401
+
+
+def test_the_openapi_document_describes_the_diagram(client: FlaskClient) -> None:
+    operation = client.get("/api/openapi.json").get_json()["paths"]["/api/cases/{case_id}/diagram"]["get"]
+    assert {"200", "401", "403", "404"} <= set(operation["responses"])
+    schema = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    assert schema == {"$ref": "#/components/schemas/CaseDiagram"}
