@@ -74,10 +74,9 @@ def max_bytes() -> int:
 
 def size_words(size: int) -> str:
     """A size for people: 20 MB, 512 KB, 900 bytes."""
-    if size >= 1_000_000:
-        return f"{size / 1_000_000:g} MB"
-    if size >= 1_000:
-        return f"{size / 1_000:g} KB"
+    for unit, name in ((1_000_000, "MB"), (1_000, "KB")):
+        if size >= unit:
+            return f"{size / unit:.1f}".removesuffix(".0") + f" {name}"
     return f"{size} bytes"
 
 

@@ -151,6 +151,18 @@ def test_page_uploads_need_the_csrf_token_a_file_and_an_allowed_size(
     assert "No attachments yet." in text_of(engineer.get(f"/cases/{case_id}"))
 
 
+def test_a_page_upload_may_be_far_larger_than_the_apps_request_limit(
+        app: Flask, case_id: int, signed_in: Callable[..., FlaskClient]) -> None:
+    engineer = signed_in("wang", "engineer")
+    scan = PDF + b"0" * (3 * app.config["MAX_CONTENT_LENGTH"])  # a 3 MB fax scan; forms stop at 1 MB
+    sent = engineer.post(f"/cases/{case_id}/attachments", content_type="multipart/form-data", data={
+        "csrf_token": csrf_of(engineer, f"/cases/{case_id}"), "file": (io.BytesIO(scan), "fax.pdf")})
+    assert sent.status_code == 302
+    assert "fax.pdf PDF 3 MB" in text_of(engineer.get(f"/cases/{case_id}"))
+    too_large_form = engineer.post(f"/cases/{case_id}", data={"x": "y" * (2 * app.config["MAX_CONTENT_LENGTH"])})
+    assert too_large_form.status_code in (405, 413)  # other routes keep the app's limit
+
+
 def test_an_auditor_sees_attachments_but_no_upload_form(case_id: int, signed_in: Callable[..., FlaskClient]) -> None:
     engineer = signed_in("wang", "engineer")
     assert engineer.post(f"/api/cases/{case_id}/attachments", content_type="multipart/form-data",
