@@ -30,8 +30,8 @@ def register_web(app: Flask) -> None:
     """Register the page blueprints, their filters, CSRF check and error pages."""
     from app.web.admin import bp as admin_bp
     from app.web.cases import bp as cases_bp
-    from app.web.cases import vendor as vendor_bp
     from app.web.tasks import bp as tasks_bp
+    from app.web.vendor import bp as vendor_bp
     from app.web.worklist import bp as worklist_bp
 
     install_id_converter(app.url_map)

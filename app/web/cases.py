@@ -7,18 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, timedelta
 from typing import Any
 
-from flask import (
-    Blueprint,
-    Response,
-    abort,
-    flash,
-    redirect,
-    render_template,
-    request,
-    send_file,
-    send_from_directory,
-    url_for,
-)
+from flask import Response, abort, flash, redirect, render_template, request, send_file, url_for
 from flask.typing import ResponseReturnValue
 from markupsafe import Markup
 from marshmallow import ValidationError
@@ -29,7 +18,6 @@ from app.audit.service import list_events
 from app.cases import service as cases
 from app.cases.diagram import STATE_WORDS
 from app.cases.models import CASE_STATUSES, CHANNELS, PRIORITIES
-from app.config import PROJECT_ROOT
 from app.engine import now
 from app.errors import InvalidDataError, ProcessFailedError
 from app.forms import render_form_readonly
@@ -37,6 +25,7 @@ from app.processes.service import list_processes
 from app.registry.service import list_equipment
 from app.tasks.service import forms
 from app.uow import unit_of_work
+from app.web import vendor
 from app.web.common import Pagination, current_actor, load_query, page_blueprint
 from app.web.filters import SUMMARY_LABELS, format_duration, format_utc, humanize, role_name
 from app.web.schemas import CaseListQuerySchema, NewCaseSchema
@@ -292,7 +281,7 @@ def case_page_parts(case_id: int) -> dict[str, Any]:
             "attachment_limit": attachments.size_words(attachments.max_bytes()),
             "attachment_types": ", ".join(attachments.ALLOWED_TYPES.values()),
             "attachment_type_words": attachments.ALLOWED_TYPES,
-            "diagram_viewer": viewer_installed(), "diagram_states": STATE_WORDS}
+            "diagram_viewer": vendor.viewer_installed(), "diagram_states": STATE_WORDS}
 
 
 bp.add_app_template_filter(attachments.size_words, "size_words")
@@ -337,23 +326,3 @@ def download_attachment(case_id: int, attachment_id: int) -> Response:
                          etag=stored.attachment.sha256, max_age=0)
     response.headers.update(attachments.download_headers(stored.attachment))
     return response
-
-
-# -- the bpmn-js viewer, served from node_modules (installed by `dev.py run` / `dev.py test`), no CDN ------
-BPMN_JS_DIST = PROJECT_ROOT / "node_modules" / "bpmn-js" / "dist"
-VIEWER_SCRIPT = "bpmn-navigated-viewer.production.min.js"
-vendor = Blueprint("vendor", __name__, url_prefix="/static/vendor")
-
-
-def viewer_installed() -> bool:
-    """True when npm installed the bpmn-js viewer the case page's diagram needs."""
-    return (BPMN_JS_DIST / VIEWER_SCRIPT).is_file()
-
-
-@vendor.get("/bpmn-js/<path:filename>")
-def bpmn_js(filename: str) -> Response:
-    """A file of bpmn-js's dist folder (the viewer script, its CSS and font); a 404 saying how to install it."""
-    if not viewer_installed():
-        abort(404, description="The bpmn-js diagram viewer is not installed: run `python3 dev.py run` (it "
-                               "installs it with npm), or `npm ci --ignore-scripts` in the project folder.")
-    return send_from_directory(BPMN_JS_DIST, filename, max_age=24 * 3600)

@@ -15,7 +15,7 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from app.engine import ManualClock
-from app.web import cases as case_pages
+from app.web import vendor
 
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
 DIAGNOSIS = {"diagnosis": "Battery string 2 failed the load test", "fault_class": "common",
@@ -82,7 +82,7 @@ def test_the_case_page_carries_the_diagram_container_and_its_scripts(case_id: in
 
 
 def test_the_viewer_and_our_script_are_served_by_the_app(app: Flask, client: FlaskClient) -> None:
-    if not case_pages.viewer_installed():
+    if not vendor.viewer_installed():
         pytest.fail("node_modules/bpmn-js is missing: run `python3 dev.py test` (it runs npm ci) first")
     viewer = client.get("/static/vendor/bpmn-js/bpmn-navigated-viewer.production.min.js")
     assert viewer.status_code == 200 and "javascript" in viewer.mimetype and b"BpmnJS" in viewer.data
@@ -98,7 +98,7 @@ def test_the_viewer_and_our_script_are_served_by_the_app(app: Flask, client: Fla
 def test_without_the_viewer_a_clear_404_and_a_note_instead_of_the_diagram(
         case_id: int, client: FlaskClient, signed_in: Callable[..., FlaskClient], tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(case_pages, "BPMN_JS_DIST", tmp_path / "absent")
+    monkeypatch.setattr(vendor, "BPMN_JS_DIST", tmp_path / "absent")
     missing = client.get("/static/vendor/bpmn-js/bpmn-navigated-viewer.production.min.js")
     assert missing.status_code == 404
     assert "bpmn-js diagram viewer is not installed" in missing.get_data(as_text=True)
