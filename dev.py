@@ -4,11 +4,14 @@
     python3 dev.py run     # install, migrate, deploy workflows/, seed demo data, start Redis + a timer
                            # worker, serve on http://127.0.0.1:5000/
     python3 dev.py test    # install with test extras and run the whole test suite
+
+Both also install the browser assets the app serves itself (the bpmn-js diagram viewer) with npm.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -43,6 +46,25 @@ def ensure_venv(extras: str = "") -> None:
     _run(BIN / "python", "-m", "pip", "install", "--quiet", "--upgrade", "pip")
     _run(BIN / "python", "-m", "pip", "install", "--quiet", "-e", f".{extras}")
     stamp.touch()
+
+
+def ensure_assets() -> None:
+    """Install the browser assets of package-lock.json (the bpmn-js viewer) into node_modules with npm, when
+    node_modules is missing or older than the lockfile; the app serves them itself, never from a CDN."""
+    lock = ROOT / "package-lock.json"
+    modules = ROOT / "node_modules"
+    installed = modules / ".package-lock.json"  # npm writes it on every install: its age is the install's
+    if installed.exists() and installed.stat().st_mtime >= lock.stat().st_mtime:
+        return
+    npm = shutil.which("npm")
+    if npm is None:
+        print("npm is not installed, so the case page cannot show the process diagram (the bpmn-js viewer "
+              "comes from npm): install Node.js 18+ with npm (Debian: apt-get install npm), then run this "
+              "again; everything else works without it", file=sys.stderr, flush=True)
+        return
+    # --ignore-scripts: no package may run code at install time; the viewer needs no build step.
+    _run(npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund")
+    installed.touch()  # npm ci keeps the files' own dates: mark this install as newer than the lockfile
 
 
 def _free_port() -> int:
@@ -90,6 +112,7 @@ def cmd_run(argv: list[str]) -> None:
     """Install, set up the database, start Redis (embedded unless REDIS_URL is set), a timer worker
     and the web server; Ctrl-C (or SIGTERM) stops them all."""
     ensure_venv()
+    ensure_assets()
     children: list[subprocess.Popen[bytes]] = []
     redis: list[subprocess.Popen[bytes]] = []
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stop the children on SIGTERM too
@@ -126,6 +149,7 @@ def cmd_run(argv: list[str]) -> None:
 def cmd_test(argv: list[str]) -> None:
     """Install the test extras, then lint, type-check, check import rules and run pytest."""
     ensure_venv("[test]")
+    ensure_assets()
     _run(BIN / "ruff", "check", "app", "tests", "bench", "wsgi.py", "dev.py")
     _run(BIN / "lint-imports", "importlinter.ini")
     _run(BIN / "mypy", "app")

@@ -77,6 +77,8 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "WTF_CSRF_TIME_LIMIT": None,
         "WTF_CSRF_CHECK_DEFAULT": False,
         "WTF_CSRF_FIELD_NAME": "csrf_token",
+        # The largest attachment (fax scan, photo) a case accepts; stored under INSTANCE_DIR/attachments.
+        "ATTACHMENT_MAX_BYTES": int(env.get("SERVICECASE_ATTACHMENT_MAX_BYTES", 20_000_000)),
         # A customer's notice older than this is a typing mistake (a year of 1990), not a real report.
         "NOTICE_MAX_AGE_DAYS": int(env.get("SERVICECASE_NOTICE_MAX_AGE_DAYS", 366)),
         "API_TITLE": "Service case API",

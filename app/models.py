@@ -1,5 +1,6 @@
 """Imports every model so SQLAlchemy's metadata (and Alembic) sees the whole schema."""
 
+from app.attachments.models import Attachment
 from app.audit.models import CaseEvent
 from app.cases.models import Case
 from app.processes.models import ProcessVersion
@@ -8,5 +9,5 @@ from app.tasks.models import WorkItem
 from app.timers.models import Schedule, ScheduleOccurrence, Timer
 from app.users.models import ApiToken, User, UserEvent, UserRole
 
-__all__ = ["ApiToken", "Case", "CaseEvent", "Customer", "Equipment", "ProcessVersion", "Schedule",
+__all__ = ["ApiToken", "Attachment", "Case", "CaseEvent", "Customer", "Equipment", "ProcessVersion", "Schedule",
            "ScheduleOccurrence", "Timer", "User", "UserEvent", "UserRole", "WorkItem"]

@@ -11,6 +11,7 @@ decision itself.
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from werkzeug.test import TestResponse
 
+from app.attachments.service import add_attachment
 from app.auth import ROLES, STAFF_ROLES, SYSTEM, Actor
 from app.cases.service import open_case
 from app.engine import now
@@ -40,7 +42,8 @@ from app.users.models import User
 from tests.support import user_token
 
 # Rules that are not the application's to protect: static files and the OpenAPI document.
-EXCLUDED_ENDPOINTS = frozenset({"static", "web.static"})
+# The browser libraries (bpmn-js) are static files too.
+EXCLUDED_ENDPOINTS = frozenset({"static", "web.static", "vendor.bpmn_js"})
 EXCLUDED_PREFIXES = ("api-docs.",)
 
 EVERYONE = frozenset(ROLES)
@@ -51,6 +54,7 @@ TIMER_READERS = frozenset({"admin", "auditor"})
 USER_READERS = frozenset({"admin", "auditor"})
 PASSWORD = "correct horse battery"  # every user tests.support.user_token creates has it
 ADMINS = frozenset({"admin"})
+PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"  # a tiny attachment
 
 
 @dataclass
@@ -66,6 +70,7 @@ class World:
     release_task_ids: dict[str, int] = field(default_factory=dict)  # claimed by the role's user (or another)
     assign_task_ids: dict[str, int] = field(default_factory=dict)
     assignee: str = ""  # a user holding the task role, whom a supervisor may assign tasks to
+    attachment_id: int = 0  # an attachment of case_id
     username: str = ""  # who signs in on the sign-in page
     target_users: dict[str, str] = field(default_factory=dict)  # admin change -> a user of its own to change
     token_to_revoke: str = ""
@@ -83,6 +88,7 @@ class Entry:
     path: Callable[[World], str]
     body: Callable[[World], dict[str, Any]] | None = None  # JSON for /api, form fields for pages
     public: bool = False  # anonymous visitors may use it too (the sign-in and sign-out pages)
+    upload: bool = False  # a multipart upload of one small PDF in the field "file"
 
 
 def _no_fields(world: World) -> dict[str, Any]:
@@ -107,6 +113,9 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ("cases.detail", "GET"): Entry(READERS, lambda w: f"/cases/{w.case_id}"),
     ("cases.new", "GET"): Entry(READERS, lambda w: "/cases/new"),
     ("cases.new", "POST"): Entry(OPENERS, lambda w: "/cases/new", _case_form),
+    ("cases.upload_attachment", "POST"): Entry(WORKERS, lambda w: f"/cases/{w.case_id}/attachments", upload=True),
+    ("cases.download_attachment", "GET"): Entry(READERS,
+                                                lambda w: f"/cases/{w.case_id}/attachments/{w.attachment_id}"),
     ("tasks.detail", "GET"): Entry(READERS, lambda w: f"/tasks/{w.read_task_id}"),
     ("tasks.claim", "POST"): Entry(WORKERS, lambda w: f"/tasks/{w.claim_task_ids['page']}/claim", _no_fields),
     ("tasks.complete", "POST"): Entry(WORKERS, lambda w: f"/tasks/{w.complete_task_ids['page']}", _no_fields),
@@ -139,6 +148,12 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ("api_cases.Cases", "POST"): Entry(OPENERS, lambda w: "/api/cases", _case_body),
     ("api_cases.CaseResource", "GET"): Entry(READERS, lambda w: f"/api/cases/{w.case_id}"),
     ("api_cases.CaseEvents", "GET"): Entry(READERS, lambda w: f"/api/cases/{w.case_id}/events"),
+    ("api_cases.CaseDiagramResource", "GET"): Entry(READERS, lambda w: f"/api/cases/{w.case_id}/diagram"),
+    ("api_cases.CaseAttachments", "GET"): Entry(READERS, lambda w: f"/api/cases/{w.case_id}/attachments"),
+    ("api_cases.CaseAttachments", "POST"): Entry(WORKERS, lambda w: f"/api/cases/{w.case_id}/attachments",
+                                                 upload=True),
+    ("api_cases.CaseAttachmentDownload", "GET"): Entry(
+        READERS, lambda w: f"/api/cases/{w.case_id}/attachments/{w.attachment_id}/download"),
     ("api_tasks.Tasks", "GET"): Entry(READERS, lambda w: "/api/tasks"),
     ("api_tasks.TaskResource", "GET"): Entry(READERS, lambda w: f"/api/tasks/{w.read_task_id}"),
     ("api_tasks.TaskClaim", "POST"): Entry(WORKERS, lambda w: f"/api/tasks/{w.claim_task_ids['api']}/claim"),
@@ -252,6 +267,7 @@ def _world(role: str, username: str) -> World:
         failed_timer_ids={"page": _failed_timer(), "api": _failed_timer()},
         equipment_id=db.session.scalars(select(Equipment.id).order_by(Equipment.id)).first() or 0,
         username=username, target_users={change: _target_user(change) for change in ("roles", "disable", "token")})
+    world.attachment_id = add_attachment(actor=SYSTEM, case_id=world.case_id, filename="scan.pdf", content=PDF).id
     token, _ = users.create_token(username=world.target_users["token"], actor=SYSTEM)
     world.token_to_revoke = token.public_id
     db.session.commit()
@@ -282,6 +298,10 @@ def _request(client: FlaskClient, method: str, entry: Entry, world: World) -> Te
     body = entry.body(world) if entry.body is not None else None
     if method == "GET":
         return client.get(path)
+    if entry.upload:
+        files = {"file": (io.BytesIO(PDF), "scan.pdf")}
+        return client.open(path, method=method, content_type="multipart/form-data",
+                           data=files if _is_api(path) else _with_csrf(client, files))
     if _is_api(path):
         return client.open(path, method=method, json=body) if body is not None else client.open(path, method=method)
     return client.open(path, method=method, data=_with_csrf(client, body or {}))

@@ -1,16 +1,33 @@
-"""Cases: open, list, read, history."""
+"""Cases: open, list, read, history, diagram, attachments."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from flask import Response, request, send_file
 from flask.views import MethodView
 from marshmallow import RAISE
+from werkzeug.datastructures import FileStorage
+from werkzeug.exceptions import RequestEntityTooLarge, UnsupportedMediaType
 
 from app.api.common import ApiBlueprint, current_actor
-from app.api.schemas import CaseCreateSchema, CaseListSchema, CaseQuerySchema, CaseSchema, EventListSchema
+from app.api.guard import takes_uploads
+from app.api.schemas import (
+    AttachmentListSchema,
+    AttachmentSchema,
+    CaseCreateSchema,
+    CaseDiagramSchema,
+    CaseListSchema,
+    CaseQuerySchema,
+    CaseSchema,
+    EventListSchema,
+)
+from app.attachments import service as attachments
 from app.audit.service import list_events
 from app.cases import service as cases
+from app.cases.diagram import case_diagram
+from app.errors import InvalidDataError
+from app.inputs import printable
 from app.uow import unit_of_work
 
 blp = ApiBlueprint("api_cases", __name__, url_prefix="/api/cases", description="Cases")
@@ -70,3 +87,105 @@ class CaseEvents(MethodView):
         actor = current_actor()
         case = cases.get_case(case_id, actor=actor)
         return {"case_id": case.id, "number": case.number, "items": list_events(actor=actor, case_id=case.id)}
+
+
+@blp.route("/<id:case_id>/diagram")
+class CaseDiagramResource(MethodView):
+    """A case on its process diagram."""
+
+    @blp.response(200, CaseDiagramSchema)
+    @blp.errors(e403="The acting user may not read cases", e404="Unknown case")
+    def get(self, case_id: int) -> Any:
+        """The BPMN XML of the case's pinned process version and the state of every element the case reached
+        (done, active, waiting): what the case page's diagram highlights."""
+        return case_diagram(actor=current_actor(), case_id=case_id)
+
+
+UPLOAD_FIELD = "file"
+UPLOAD_SLACK_BYTES = 64 * 1024  # room for the multipart framing around the file
+UPLOAD_BODY = {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": [UPLOAD_FIELD], "additionalProperties": False,
+    "properties": {UPLOAD_FIELD: {"type": "string", "format": "binary", "description": (
+        "The file: PDF, PNG, JPEG, TIFF, GIF, WebP or plain UTF-8 text, sniffed from its bytes; at most "
+        "SERVICECASE_ATTACHMENT_MAX_BYTES (default 20 MB)")}}}}}}
+
+
+def _upload_limit() -> int:
+    return attachments.max_bytes() + UPLOAD_SLACK_BYTES
+
+
+def uploaded_file() -> FileStorage:
+    """The one file of a multipart upload in the field ``file``; errors name the limit, the field, the type."""
+    if request.mimetype != "multipart/form-data":
+        raise UnsupportedMediaType(f"send the file as multipart/form-data in the field '{UPLOAD_FIELD}', "
+                                   f"not {request.mimetype or 'without a Content-Type'}")
+    if request.content_length is not None and request.content_length > _upload_limit():
+        raise attachments.AttachmentTooLargeError(attachments.too_large_message())
+    try:
+        files, form = request.files, request.form
+    except RequestEntityTooLarge:
+        raise attachments.AttachmentTooLargeError(attachments.too_large_message()) from None
+    unknown = sorted({*files, *form} - {UPLOAD_FIELD})
+    errors: dict[str, list[str]] = {printable(name): ["unknown field"] for name in unknown}
+    upload = files.get(UPLOAD_FIELD)
+    if upload is None:
+        errors[UPLOAD_FIELD] = [("send the file itself, not text, in this field" if UPLOAD_FIELD in form
+                                 else "missing: send the file in this multipart field")]
+    if errors:
+        raise InvalidDataError("the upload has invalid fields", errors=errors)
+    assert upload is not None
+    return upload
+
+
+def send_attachment(stored: attachments.StoredFile) -> Response:
+    """The attachment's bytes with the headers every download carries (app.attachments.download_headers)."""
+    response = send_file(stored.path, mimetype=stored.attachment.content_type, conditional=True,
+                         etag=stored.attachment.sha256, max_age=0)
+    response.headers.update(attachments.download_headers(stored.attachment))
+    return response
+
+
+takes_uploads("api_cases.CaseAttachments", _upload_limit)
+
+
+@blp.route("/<id:case_id>/attachments")
+class CaseAttachments(MethodView):
+    """A case's attachments: fax scans, photos, documents."""
+
+    @blp.response(200, AttachmentListSchema)
+    @blp.errors(e403="The acting user may not read cases", e404="Unknown case")
+    def get(self, case_id: int) -> dict[str, Any]:
+        """The case's attachments, oldest first."""
+        items = attachments.list_attachments(actor=current_actor(), case_id=case_id)
+        return {"case_id": case_id, "items": items}
+
+    @blp.doc(requestBody=UPLOAD_BODY)
+    @blp.response(201, AttachmentSchema)
+    @blp.errors(400, e403="The acting user may not add attachments to cases", e404="Unknown case",
+                e413="The file is larger than the limit (named in the message)",
+                e415="Not multipart/form-data, or a file of a type a case does not take (the detected type is "
+                     "named)",
+                e422="No file in the field 'file', an empty file, or unknown fields")
+    def post(self, case_id: int) -> Any:
+        """Attach a file to the case (multipart/form-data, field ``file``); its type is sniffed from its bytes
+        and it is recorded in the history as attachment_added."""
+        upload = uploaded_file()
+        with unit_of_work():
+            attachment = attachments.add_attachment(actor=current_actor(), case_id=case_id,
+                                                    filename=upload.filename, content=upload.stream)
+        return attachment
+
+
+@blp.route("/<id:case_id>/attachments/<id:attachment_id>/download")
+class CaseAttachmentDownload(MethodView):
+    """One attachment's bytes."""
+
+    @blp.doc(responses={"200": {"description": (
+        "The file, with its sniffed content type, Content-Disposition: attachment and "
+        "X-Content-Type-Options: nosniff"), "content": {"application/octet-stream": {
+            "schema": {"type": "string", "format": "binary"}}}}})
+    @blp.errors(e403="The acting user may not read cases", e404="Unknown case or attachment, or its file is missing")
+    def get(self, case_id: int, attachment_id: int) -> Any:
+        """Download an attachment: always as a download, never shown inline."""
+        stored = attachments.attachment_file(actor=current_actor(), case_id=case_id, attachment_id=attachment_id)
+        return send_attachment(stored)

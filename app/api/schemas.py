@@ -222,3 +222,39 @@ class ProcessSchema(Schema):
     deployed_at = fields.AwareDateTime()
     deployed_by = fields.String()
     note = fields.String()
+
+
+class CaseDiagramSchema(Schema):
+    """A case on its process diagram: the pinned version's BPMN and the state of each element reached."""
+
+    case_id = fields.Integer()
+    number = fields.String(allow_none=True)
+    process_id = fields.String()
+    process_version = fields.Integer(metadata={"description": "The version the case is pinned to"})
+    bpmn_xml = fields.String(metadata={"description": "The BPMN 2.0 XML of that version, as deployed"})
+    states = fields.Dict(keys=fields.String(), values=fields.String(validate=validate.OneOf(
+        ("done", "active", "waiting"))), metadata={"description": (
+            "BPMN element id → done (completed), active (a task ready for someone, a deadline running) or "
+            "waiting (reached, waiting for its inside or another branch); elements not reached are absent")})
+
+
+class AttachmentSchema(Schema):
+    """A file attached to a case (its bytes come from ``download``)."""
+
+    id = fields.Integer()
+    case_id = fields.Integer()
+    filename = fields.String(metadata={"description": "The uploader's file name, sanitised"})
+    content_type = fields.String(metadata={"description": "Sniffed from the bytes"})
+    size_bytes = fields.Integer()
+    sha256 = fields.String()
+    uploaded_at = fields.AwareDateTime()
+    uploaded_by = fields.String()
+    download = fields.Function(lambda a: f"/api/cases/{a.case_id}/attachments/{a.id}/download",
+                               metadata={"description": "Where to download the file"})
+
+
+class AttachmentListSchema(Schema):
+    """A case's attachments, oldest first."""
+
+    case_id = fields.Integer()
+    items = fields.List(fields.Nested(AttachmentSchema))

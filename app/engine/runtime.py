@@ -214,6 +214,23 @@ class Instance:
                 state=state))
         return timers
 
+    def element_states(self) -> dict[str, str]:
+        """Where the case stands on its diagram: {BPMN element id: "done" | "active" | "waiting"}.
+
+        ``active``: a human task ready for someone, a timer waiting for its due time; ``waiting``: an
+        element reached that waits on something else (a subprocess running its inside, a join waiting for
+        another branch, a message); ``done``: completed at least once. An element in a loop that is both
+        done and active again shows as active. Elements not reached (future, cancelled) are left out, and
+        so are the engine's hidden helper tasks (they have no BPMN id)."""
+        rank = {"done": 0, "waiting": 1, "active": 2}
+        states: dict[str, str] = {}
+        for task in self.workflow.get_tasks():
+            element = getattr(task.task_spec, "bpmn_id", None)
+            state = _element_state(task)
+            if element and state and rank[state] > rank.get(states.get(element, ""), -1):
+                states[element] = state
+        return states
+
     def task_state(self, task_id: str) -> str | None:
         """The state name (READY, COMPLETED, CANCELLED...) of a task, or None if it is gone."""
         task = self._find(task_id)
@@ -263,6 +280,20 @@ class Instance:
     def dump(self) -> str:
         """Serialize the instance state (without the spec) to JSON."""
         return self.engine._serializer.serialize_json(self.workflow)
+
+
+def _element_state(task: Any) -> str | None:
+    """One engine task's share of its element's state on the diagram (see Instance.element_states)."""
+    if task.state == TaskState.COMPLETED:
+        return "done"
+    if task.state == TaskState.READY:
+        return "active"
+    if task.state == TaskState.WAITING:
+        timer = isinstance(getattr(task.task_spec, "event_definition", None), TimerEventDefinition)
+        return "active" if timer else "waiting"
+    if task.state == TaskState.STARTED:
+        return "waiting"  # a subprocess (or call activity) whose inside is at work
+    return None  # FUTURE, LIKELY, MAYBE: not reached; CANCELLED: the path not taken after all
 
 
 def _failing_task(exc: BaseException) -> Any:

@@ -40,6 +40,7 @@ def register_web(app: Flask) -> None:
     from app.web.signin import bp as signin_bp
     from app.web.signin import install_sign_in
     from app.web.tasks import bp as tasks_bp
+    from app.web.vendor import bp as vendor_bp
     from app.web.worklist import bp as worklist_bp
 
     install_id_converter(app.url_map)
@@ -47,7 +48,7 @@ def register_web(app: Flask) -> None:
     app.before_request(_forget_cached_csrf_token)
     install_sign_in(app)
     app.register_blueprint(assets)
-    for blueprint in (signin_bp, worklist_bp, cases_bp, tasks_bp, admin_bp):
+    for blueprint in (signin_bp, worklist_bp, cases_bp, tasks_bp, admin_bp, vendor_bp):
         app.register_blueprint(blueprint)
     register_filters(app)
     app.context_processor(_page_context)

@@ -1,19 +1,22 @@
-"""Case pages: the list, opening a case as the customer reported it, and one case with its history."""
+"""Case pages: the list, opening a case as the customer reported it, and one case with its diagram, attachments
+and history."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC
+from datetime import UTC, timedelta
 from typing import Any
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import Response, abort, flash, redirect, render_template, request, send_file, url_for
 from flask.typing import ResponseReturnValue
 from markupsafe import Markup
 from marshmallow import ValidationError
 
+from app.attachments import service as attachments
 from app.audit.models import CaseEvent
 from app.audit.service import list_events
 from app.cases import service as cases
+from app.cases.diagram import STATE_WORDS
 from app.cases.models import CASE_STATUSES, CHANNELS, PRIORITIES
 from app.engine import now
 from app.errors import InvalidDataError, ProcessFailedError
@@ -22,8 +25,9 @@ from app.processes.service import list_processes
 from app.registry.service import list_equipment
 from app.tasks.service import forms
 from app.uow import unit_of_work
+from app.web import vendor
 from app.web.common import Pagination, current_actor, load_query, page_blueprint
-from app.web.filters import SUMMARY_LABELS, deadline_outcome, format_utc, humanize, role_name
+from app.web.filters import SUMMARY_LABELS, deadline_outcome, format_duration, format_utc, humanize, role_name
 from app.web.schemas import CaseListQuerySchema, NewCaseSchema
 
 bp = page_blueprint("cases", __name__, url_prefix="/cases")
@@ -96,6 +100,8 @@ class HistoryEntry:
     details: list[tuple[str, str]] = field(default_factory=list)
     record: Markup | None = None
     record_title: str | None = None
+    sentence: str = ""  # what happened and who did it, in words ("Fault diagnosis recorded by 王磊")
+    link: tuple[str, str] | None = None  # (text, address) of what the event made, e.g. an attachment
 
 
 def _details(event: CaseEvent) -> list[tuple[str, str]]:
@@ -128,6 +134,10 @@ def _details(event: CaseEvent) -> list[tuple[str, str]]:
         return [("Deadline", str(p.get("name", ""))), ("Due", format_utc(p.get("due_at")))]
     if event.type == "case_closed":
         return [("Outcome", humanize(p.get("outcome")))]
+    if event.type == "attachment_added":
+        return [("File", str(p.get("filename", ""))),
+                ("Type", attachments.ALLOWED_TYPES.get(str(p.get("content_type")), str(p.get("content_type", "")))),
+                ("Size", attachments.size_words(int(p.get("size_bytes") or 0)))]
     return []
 
 
@@ -148,13 +158,110 @@ def _record(event: CaseEvent) -> tuple[Markup | None, str | None]:
     return Markup('<dl class="form-readonly">{}</dl>').format(rows), key or "Submitted data"
 
 
+ACTOR_WORDS = {"system": "the system", "timer": "the timer"}  # the reserved actors, as the history names them
+
+
+def actor_words(actor: str | None) -> str:
+    """Who acted, in words: a user's name, or what the system's own actors are."""
+    return ACTOR_WORDS.get(actor or "", actor or "someone unknown")
+
+
+def _late_words(late_by_ms: Any) -> str:
+    """``, 5 min late`` for a deadline that fired after its due time (a stopped worker, a late entry)."""
+    if not isinstance(late_by_ms, int) or late_by_ms < 60_000:
+        return ""
+    return f", {format_duration(timedelta(milliseconds=late_by_ms))} after it was due"
+
+
+def event_sentence(event: CaseEvent, record_title: str | None = None) -> str:
+    """One event as a sentence saying what happened and who did it, with labels rather than codes:
+    "Fault diagnosis recorded by 王磊", "Deadline '24 h diagnosis deadline' scheduled"."""
+    p = event.payload or {}
+    who = actor_words(event.actor)
+    name = str(p.get("name") or p.get("task_spec") or "")
+    if event.type == "case_opened":
+        channel = CHANNEL_WORDS.get(str(p.get("channel")), humanize(p.get("channel"))).lower()
+        return f"Case {p.get('number', '')} opened by {who} from a report by {channel}".replace("  ", " ")
+    if event.type == "task_ready":
+        return f"Task '{name}' ready for the {role_name(p.get('role')).lower()}"
+    if event.type == "task_claimed":
+        taken = f", taking it over from {p['previous']}" if p.get("previous") else ""
+        return f"Task '{name}' claimed by {who}{taken}"
+    if event.type == "task_released":
+        return f"Task '{name}' released by {who}: back in the queue"
+    if event.type == "task_assigned":
+        return f"Task '{name}' assigned to {actor_words(p.get('assignee'))} by {who}"
+    if event.type == "task_completed":
+        if record_title:
+            return f"{record_title} recorded by {who} (task '{name}')"
+        return f"Task '{name}' completed by {who}"
+    if event.type == "task_cancelled":
+        return f"Task '{name}' cancelled by the process (a deadline or another path ended it)"
+    if event.type == "timer_scheduled":
+        return f"Deadline '{name}' scheduled, due {format_utc(p.get('due_at'))}"
+    if event.type == "timer_fired":
+        return f"Deadline '{name}' reached{_late_words(p.get('late_by_ms'))}"
+    if event.type == "timer_cancelled":
+        return f"Deadline '{name}' cleared: the work it guarded ended before it was due"
+    if event.type == "case_closed":
+        outcome = f": {humanize(p.get('outcome'))}" if p.get("outcome") else ""
+        return f"Case closed{outcome}"
+    if event.type == "attachment_added":
+        return f"Attachment '{p.get('filename', '')}' added by {who}"
+    words = EVENT_SENTENCE_FALLBACK.get(event.type) or event.type.replace("_", " ").capitalize()
+    return f"{words}{f' ({name})' if name else ''} by {who}"
+
+
+# Events other parts of the system may write that have no sentence of their own yet.
+EVENT_SENTENCE_FALLBACK = {"case_cancelled": "Case cancelled"}
+
+
+def _link(case_id: int, event: CaseEvent) -> tuple[str, str] | None:
+    """What an event lets one open from the history: the attachment it added."""
+    p = event.payload or {}
+    if event.type == "attachment_added" and isinstance(p.get("attachment_id"), int):
+        return (f"Download {p.get('filename', 'the file')}",
+                url_for("cases.download_attachment", case_id=case_id, attachment_id=p["attachment_id"]))
+    return None
+
+
 def history(case_id: int) -> list[HistoryEntry]:
     """Every event of the case, in order, ready for the page."""
     entries = []
     for event in list_events(actor=current_actor(), case_id=case_id):
         record, title = _record(event)
-        entries.append(HistoryEntry(event=event, details=_details(event), record=record, record_title=title))
+        entries.append(HistoryEntry(event=event, details=_details(event), record=record, record_title=title,
+                                    sentence=event_sentence(event, title), link=_link(case_id, event)))
     return entries
+
+
+@dataclass(frozen=True)
+class EarlierRecord:
+    """A record an earlier task of the case submitted, as a task page shows it (read-only)."""
+
+    title: str  # the form's title, e.g. Fault diagnosis
+    task: str  # the task that recorded it
+    by: str  # who submitted it
+    at: Any  # when
+    record: Markup  # the values with the form's labels
+
+
+@bp.app_template_global("earlier_records")
+def earlier_records(case_id: int, work_item_id: int) -> list[EarlierRecord]:
+    """The records the case's earlier tasks submitted, oldest first, for a task page: what the warehouse
+    keeper and the report writer need (the diagnosis, the parts list). A completed task's page shows only
+    those recorded before it."""
+    found: list[EarlierRecord] = []
+    for event in list_events(actor=current_actor(), case_id=case_id):
+        if event.type != "task_completed":
+            continue
+        if (event.payload or {}).get("work_item_id") == work_item_id:
+            break  # this task's own record: it is shown in its own section, and what came after is later
+        record, title = _record(event)
+        if record is not None:
+            found.append(EarlierRecord(title=title or "Record", task=str(event.payload.get("name", "")),
+                                       by=actor_words(event.actor), at=event.occurred_at, record=record))
+    return found
 
 
 def summary_rows(summary: dict[str, Any] | None) -> list[tuple[str, str]]:
@@ -174,4 +281,60 @@ def detail(case_id: int) -> str:
     return render_template("cases/detail.html", case=case, history=history(case.id),
                            summary=summary_rows(case.summary), warranty_open=warranty_open,
                            channel_words=CHANNEL_WORDS, priority_words=PRIORITY_WORDS,
-                           entry_delay=case.opened_at - case.reported_at)
+                           entry_delay=case.opened_at - case.reported_at, **case_page_parts(case.id))
+
+
+def case_page_parts(case_id: int) -> dict[str, Any]:
+    """What the case page shows beyond the case itself: its attachments and whether the diagram viewer is
+    installed (the diagram itself is fetched by the page's script)."""
+    actor = current_actor()
+    return {"attachments": attachments.list_attachments(actor=actor, case_id=case_id),
+            "can_attach": actor.can("cases.attach"),
+            "attachment_limit": attachments.size_words(attachments.max_bytes()),
+            "attachment_types": ", ".join(attachments.ALLOWED_TYPES.values()),
+            "attachment_type_words": attachments.ALLOWED_TYPES,
+            "diagram_viewer": vendor.viewer_installed(), "diagram_states": STATE_WORDS}
+
+
+bp.add_app_template_filter(attachments.size_words, "size_words")
+
+UPLOAD_SLACK_BYTES = 64 * 1024  # room for the multipart framing and the CSRF field around the file
+
+
+def _allow_attachment_uploads() -> None:
+    """Before the blueprint's form checks read the body: an attachment upload may be as large as the
+    attachment limit (the app's request limit is far smaller), and one beyond it is refused naming the limit."""
+    if request.endpoint != "cases.upload_attachment" or request.method != "POST":
+        return
+    limit = attachments.max_bytes() + UPLOAD_SLACK_BYTES
+    if request.content_length is not None and request.content_length > limit:
+        message = attachments.too_large_message()
+        abort(413, description=f"{message[0].upper()}{message[1:]}.")
+    request.max_content_length = limit
+
+
+# First of the blueprint's checks: they read the form (CSRF token, text checks), which parses the upload.
+bp.before_request_funcs.setdefault(None, []).insert(0, _allow_attachment_uploads)
+
+
+@bp.post("/<id:case_id>/attachments")
+def upload_attachment(case_id: int) -> ResponseReturnValue:
+    """Attach a file (fax scan, photo) to the case from the page's upload form."""
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        abort(422, description="Choose a file to attach first.")
+    with unit_of_work():
+        attachment = attachments.add_attachment(actor=current_actor(), case_id=case_id,
+                                                filename=upload.filename, content=upload.stream)
+    flash(f"“{attachment.filename}” attached.", "success")
+    return redirect(url_for("cases.detail", case_id=case_id, _anchor="attachments"))
+
+
+@bp.get("/<id:case_id>/attachments/<id:attachment_id>")
+def download_attachment(case_id: int, attachment_id: int) -> Response:
+    """An attachment's bytes, always as a download (app.attachments.download_headers)."""
+    stored = attachments.attachment_file(actor=current_actor(), case_id=case_id, attachment_id=attachment_id)
+    response = send_file(stored.path, mimetype=stored.attachment.content_type, conditional=True,
+                         etag=stored.attachment.sha256, max_age=0)
+    response.headers.update(attachments.download_headers(stored.attachment))
+    return response

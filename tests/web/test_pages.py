@@ -275,14 +275,15 @@ def test_fault_case_worked_to_closed_remotely_through_the_pages(seeded: Flask, c
     assert "No open tasks." in page and "No deadlines waiting." in page
     assert "Outcome repaired remotely" in page
     history = page[page.index("History"):]
-    expected = ["Case opened", "Task ready", "Deadline set", "Task completed", "Fault diagnosis",
-                "Battery string 2 failed the load test.", "Product quality problem", "Remote (telephone / network)",
-                "Deadline cleared", "Remote repair record", "Reset the charger.", "Processing report to the customer",
-                "Case closed"]
+    expected = ["Case FH-2026-000001 opened by demo", "Task 'Diagnose fault' ready",
+                "Deadline '24 h diagnosis deadline' scheduled",
+                "Fault diagnosis recorded by demo", "Battery string 2 failed the load test.", "Product quality problem",
+                "Remote (telephone / network)", "Deadline '24 h diagnosis deadline' cleared",
+                "Remote repair record recorded by demo", "Reset the charger.",
+                "Processing report to the customer recorded by demo", "Case closed"]
     positions = [history.index(words) for words in expected]
     assert positions == sorted(positions)
-    assert history.count("Task completed") == 3
-    assert "by demo" in history
+    assert history.count("recorded by demo") == 3
     worklist = text_of(client.get("/"))
     assert "No ready tasks" in worklist
     closed = text_of(client.get("/cases?status=closed"))
@@ -318,7 +319,7 @@ def test_quote_accepted_on_site_path_with_parts_through_the_pages(seeded: Flask,
     page = text_of(client.get(f"/cases/{case_id}"))
     assert "Status Closed, closed 2026-03-02 22:00" in page
     assert "Outcome repaired on site" in page
-    assert "2026-03-02 18:00 Task completed by demo Task Diagnose fault" in page
+    assert "2026-03-02 18:00 Fault diagnosis recorded by demo (task 'Diagnose fault') Task Diagnose fault" in page
     for words in ("Maintenance cost quote", "1250.00", "Spare parts reservation", "BAT-12V-100",
                   "On-site maintenance record", "Wang Lei", "2026-03-02 12:30 UTC", "Replaced battery string 2."):
         assert words in page, words

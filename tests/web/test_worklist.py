@@ -256,8 +256,9 @@ def test_the_case_history_says_who_released_assigned_and_whether_the_deadline_wa
     people["sue"].post(f"/api/tasks/{task_id}/assign", json={"assignee": "cho"})
     assert people["cho"].post(f"/api/tasks/{task_id}/complete", json={"data": DIAGNOSIS}).status_code == 200
     history = text_of(people["bob"].get(f"/cases/{case['id']}"))
-    assert ("Task released by sue Task Diagnose fault Previous assignee bob Assigned to — (back in the queue)"
+    assert ("Task 'Diagnose fault' released by sue: back in the queue Task Diagnose fault Previous assignee bob "
+            "Assigned to — (back in the queue)") in history
+    assert ("Task 'Diagnose fault' assigned to cho by sue Task Diagnose fault Previous assignee — Assigned to cho"
             in history)
-    assert "Task assigned by sue Task Diagnose fault Previous assignee — Assigned to cho" in history
-    assert ("Task completed by cho Task Diagnose fault Deadline Completed 5 h late: the deadline "
-            "“24 h diagnosis deadline” was missed") in history
+    assert ("Fault diagnosis recorded by cho (task 'Diagnose fault') Task Diagnose fault Deadline Completed 5 h "
+            "late: the deadline “24 h diagnosis deadline” was missed") in history

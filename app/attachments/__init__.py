@@ -1,0 +1,1 @@
+"""Attachments of a case: fax scans, photos and documents, stored outside the web root."""
