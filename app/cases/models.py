@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
 
-from app.extensions import JSONData, UTCDateTime, db
+from app.extensions import JSONData, UTCDateTime, db, dialect_index
 from app.processes.models import ProcessVersion
 from app.registry.models import Customer, Equipment
 
@@ -25,6 +25,10 @@ class Case(db.Model):  # type: ignore[name-defined,misc]
     __table_args__ = (
         Index("ix_cases_status_opened_at", "status", "opened_at"),
         Index("ix_cases_process_id_status", "process_id", "status"),
+        # Search by number or words of the title or description: ILIKE '%...%' on PostgreSQL uses trigrams.
+        dialect_index("ix_cases_search_trgm", "number", "title", "description", dialect="postgresql",
+                      postgresql_using="gin", postgresql_ops={"number": "gin_trgm_ops", "title": "gin_trgm_ops",
+                                                             "description": "gin_trgm_ops"}),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)  # surrogate key

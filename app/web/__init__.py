@@ -30,6 +30,7 @@ def register_web(app: Flask) -> None:
     """Register the page blueprints, their filters, CSRF check and error pages."""
     from app.web.admin import bp as admin_bp
     from app.web.cases import bp as cases_bp
+    from app.web.intake import new as _intake_page  # noqa: F401  (adds /cases/new to the cases blueprint)
     from app.web.tasks import bp as tasks_bp
     from app.web.worklist import bp as worklist_bp
 
