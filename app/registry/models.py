@@ -26,9 +26,8 @@ class Customer(db.Model):  # type: ignore[name-defined,misc]
     __tablename__ = "customers"
     __table_args__ = (
         # Intake and case search find a customer by any part of its name, contact person or phone.
-        dialect_index("ix_customers_search_trgm", "name", "contact_name", "phone", dialect="postgresql",
-                      postgresql_using="gin", postgresql_ops={"name": "gin_trgm_ops", "contact_name": "gin_trgm_ops",
-                                                             "phone": "gin_trgm_ops"}),
+        *(dialect_index(f"ix_customers_{column}_trgm", column, dialect="postgresql", postgresql_using="gin",
+                        postgresql_ops={column: "gin_trgm_ops"}) for column in ("name", "contact_name", "phone")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)  # surrogate key
