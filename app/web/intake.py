@@ -132,6 +132,8 @@ def _intake_form(values: dict[str, Any], errors: dict[str, list[str]], status: i
     """The new-case form with ``values`` kept, ``errors`` at their fields, and the equipment to choose from:
     the chosen one first, then what the search text finds."""
     found, total = _search(values, errors)
+    if errors and status == 200:  # only the search text was wrong (too short, too long): still a 4xx
+        status = 422
     try:
         chosen = _chosen_equipment(values.get("equipment_id"))
     except ValidationError:

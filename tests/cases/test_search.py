@@ -86,7 +86,8 @@ def test_the_trigram_migration_downgrades_and_upgrades_again(ctx: Flask) -> None
         db.session.remove()
         names = set()
         for table in ("cases", "customers", "equipment"):
-            names |= {index["name"] for index in inspect(db.engine).get_indexes(table) if "trgm" in (index["name"] or "")}
+            names |= {str(index["name"]) for index in inspect(db.engine).get_indexes(table)
+                      if "trgm" in str(index["name"])}
         return names
 
     expected = ({"ix_cases_number_trgm", "ix_cases_title_trgm", "ix_cases_description_trgm", "ix_customers_name_trgm",
@@ -116,7 +117,8 @@ def many_cases(deployed: Flask) -> Iterator[int]:
     version_id = db.session.scalar(select(ProcessVersion.id).where(ProcessVersion.process_id == "fault_handling"))
     db.session.execute(text(
         "INSERT INTO customers (name, contact_name, phone, email, region, address, created_at) "
-        "SELECT 'Customer ' || md5(g::text), 'Contact ' || g, '+86 10 ' || lpad(g::text, 8, '0'), '', 'North', '', now() "
+        "SELECT 'Customer ' || md5(g::text), 'Contact ' || g, '+86 10 ' || lpad(g::text, 8, '0'), '', 'North', '', "
+        "now() "
         "FROM generate_series(1, 2000) g"))
     db.session.execute(text(
         "INSERT INTO equipment (customer_id, model, serial_number, site, region, dealer, monitored) "
