@@ -4,12 +4,13 @@ PostgreSQL, proof that the trigram indexes carry the query on a database of real
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from flask import Flask
+from flask.testing import FlaskClient
 from flask_migrate import downgrade, upgrade
 from sqlalchemy import event, inspect, select, text
 
@@ -196,3 +197,17 @@ def test_search_by_customer_or_serial_reaches_cases_through_indexes(many_cases: 
                 assert ("Bitmap Index Scan", None, index) in scans, scans
             assert any(name in ("ix_cases_customer_id", "ix_cases_equipment_id") for _, _, name in scans), scans
             assert not any(node == "Seq Scan" and relation == "cases" for node, relation, _ in scans), scans
+
+
+def test_the_case_list_page_searches_by_customer_and_serial(seeded: Flask,
+                                                           signed_in: Callable[..., FlaskClient]) -> None:
+    harbour = _open("EA99020K0001", "UPS alarm")
+    railway = _open("EA33020K0932", "Battery swollen")
+    client = signed_in("amy", "agent")
+    page = client.get("/cases", query_string={"text": "Northern Railway"}).get_data(as_text=True)
+    assert railway in page and harbour not in page
+    assert 'label for="text">Search: number, customer, serial or text</label>' in page
+    page = client.get("/cases", query_string={"text": "99020k"}).get_data(as_text=True)
+    assert harbour in page and railway not in page
+    assert client.get("/cases", query_string={"text": "x" * 1000}).status_code == 400
+    assert client.get("/cases", query_string={"text": "a\x00b"}).status_code == 400
