@@ -25,8 +25,9 @@ _PHONE_LIKE = re.compile(r"[0-9+()./\s-]+")
 _PHONE_SEPARATORS = (" ", "-", "(", ")", ".", "/")
 
 
-def get_customer(customer_id: int) -> Customer:
-    """A customer by id (NotFoundError if unknown)."""
+def get_customer(customer_id: int, *, actor: Actor) -> Customer:
+    """A customer by id (registry.read; NotFoundError if unknown)."""
+    require(actor, "registry.read")
     customer = db.session.get(Customer, customer_id)
     if customer is None:
         raise NotFoundError(f"customer {customer_id} does not exist")
@@ -42,8 +43,10 @@ def get_equipment(equipment_id: int, *, actor: Actor) -> Equipment:
     return equipment
 
 
-def list_equipment(*, text: str | None = None, limit: int = 200) -> list[Equipment]:
-    """Equipment with its customer, optionally filtered by serial, model, site or customer name."""
+def list_equipment(*, actor: Actor, text: str | None = None, limit: int = 200) -> list[Equipment]:
+    """Equipment with its customer, optionally filtered by serial, model, site or customer name
+    (registry.read)."""
+    require(actor, "registry.read")
     query = select(Equipment).join(Customer)
     if text:
         pattern = f"%{text.lower()}%"

@@ -17,7 +17,7 @@ from app.engine import now
 from app.forms import render_form_readonly
 from app.processes.service import list_processes
 from app.tasks.service import forms
-from app.web.common import Pagination, load_query, page_blueprint
+from app.web.common import Pagination, current_actor, load_query, page_blueprint
 from app.web.filters import SUMMARY_LABELS, format_utc, humanize, role_name
 from app.web.schemas import CaseListQuerySchema
 
@@ -31,10 +31,12 @@ PRIORITY_WORDS = {"normal": "Normal", "high": "High", "emergency": "Emergency (f
 def index() -> str:
     """Cases, newest first, filtered by status, process and text."""
     args = load_query(CaseListQuerySchema())
-    items, total = cases.list_cases(status=args["status"], process_id=args["process"], text=args["text"],
+    actor = current_actor()
+    items, total = cases.list_cases(actor=actor,
+                                    status=args["status"], process_id=args["process"], text=args["text"],
                                     page=args["page"], per_page=args["per_page"])
     return render_template("cases/index.html", page=Pagination(items, total, args["page"], args["per_page"]),
-                           statuses=CASE_STATUSES, processes=list_processes(), filters=args)
+                           statuses=CASE_STATUSES, processes=list_processes(actor=actor), filters=args)
 
 
 @dataclass
@@ -95,7 +97,7 @@ def _record(event: CaseEvent) -> tuple[Markup | None, str | None]:
 def history(case_id: int) -> list[HistoryEntry]:
     """Every event of the case, in order, ready for the page."""
     entries = []
-    for event in list_events(case_id=case_id):
+    for event in list_events(actor=current_actor(), case_id=case_id):
         record, title = _record(event)
         entries.append(HistoryEntry(event=event, details=_details(event), record=record, record_title=title))
     return entries
@@ -110,7 +112,8 @@ def summary_rows(summary: dict[str, Any] | None) -> list[tuple[str, str]]:
 @bp.get("/<id:case_id>")
 def detail(case_id: int) -> str:
     """A case: its details, open tasks, deadlines and complete history."""
-    case = cases.case_detail(cases.get_case(case_id))
+    actor = current_actor()
+    case = cases.case_detail(cases.get_case(case_id, actor=actor), actor=actor)
     equipment = case.equipment
     warranty_open = bool(equipment and equipment.warranty_ends_on
                          and equipment.warranty_ends_on >= now().astimezone(UTC).date())

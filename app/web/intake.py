@@ -142,7 +142,8 @@ def _intake_form(values: dict[str, Any], errors: dict[str, list[str]], status: i
     choices = _choices(equipment)
     zone = department_zone()
     return render_template(
-        "cases/new.html", values=values, errors=errors, processes=list_processes(), choices=choices,
+        "cases/new.html", values=values, errors=errors, processes=list_processes(actor=current_actor()),
+        choices=choices,
         searched=total is not None, found_total=total or 0, zone=zone.key,
         needs_confirmation=any(choice.open_cases for choice in choices),
         channels=[(c, CHANNEL_WORDS.get(c, c)) for c in INTAKE_CHANNELS],

@@ -4,14 +4,14 @@ customers by name, contact and phone, equipment by serial number (ILIKE '%...%' 
 SQLite has no trigram indexes; its searches stay a plain LIKE over the rows, so nothing changes there.
 
 Revision ID: intake_search
-Revises: users_and_tokens
+Revises: sign_in (first written on users_and_tokens; re-chained when main with sign_in was merged)
 Created: 2026-12-03
 """
 
 from alembic import op
 
 revision = 'intake_search'
-down_revision = 'users_and_tokens'
+down_revision = 'sign_in'
 branch_labels = None
 depends_on = None
 
