@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,7 +11,7 @@ from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from redis import Redis
 from rq import Queue
-from sqlalchemy import JSON, DateTime, MetaData
+from sqlalchemy import JSON, DateTime, Index, MetaData
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
@@ -49,6 +50,25 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def dialect_index(name: str, *columns: str, dialect: str, **kwargs: Any) -> Index:
+    """An index that exists only on ``dialect`` (a trigram index is PostgreSQL's alone): created only there,
+    and left out of Alembic's comparisons on other databases (see ``include_on``)."""
+    index = Index(name, *columns, info={"only_on": dialect}, **kwargs)
+    index.ddl_if(dialect=dialect)
+    return index
+
+
+def include_on(dialect_name: str) -> Callable[..., bool]:
+    """An Alembic ``include_object`` hook for a database of ``dialect_name``: objects made by
+    ``dialect_index`` for another dialect are not expected there."""
+
+    def include(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+        only_on = (getattr(obj, "info", None) or {}).get("only_on")
+        return only_on is None or only_on == dialect_name
+
+    return include
 
 
 # JSON everywhere, JSONB where PostgreSQL can index it.

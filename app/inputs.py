@@ -33,6 +33,16 @@ def text_problem(text: str) -> str | None:
     return None
 
 
+LIKE_ESCAPE = "\\"  # the escape character of every LIKE/ILIKE pattern made by like_pattern
+
+
+def like_pattern(text: str) -> str:
+    """``%text%`` for a LIKE/ILIKE with ``escape=LIKE_ESCAPE`` that finds ``text`` literally: searched text
+    has no wildcards (%, _ and the escape character match themselves)."""
+    escaped = text.replace(LIKE_ESCAPE, LIKE_ESCAPE * 2).replace("%", LIKE_ESCAPE + "%").replace("_", LIKE_ESCAPE + "_")
+    return f"%{escaped}%"
+
+
 def parse_id(text: str) -> int | None:
     """The id written in ``text`` (ASCII digits, within range), or None."""
     if not _ASCII_DIGITS.match(text):

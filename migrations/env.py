@@ -8,6 +8,8 @@ from logging.config import fileConfig
 from alembic import context
 from flask import current_app
 
+from app.extensions import include_on
+
 config = context.config
 if config.config_file_name is not None and not logging.getLogger().handlers:
     fileConfig(config.config_file_name, disable_existing_loggers=False)
@@ -29,7 +31,8 @@ def run_migrations_online() -> None:
     """Run migrations on a live connection; batch mode lets SQLite alter tables."""
     with database.engine.connect() as connection:
         context.configure(connection=connection, target_metadata=target_metadata,
-                          render_as_batch=True, compare_type=True)
+                          render_as_batch=True, compare_type=True,
+                          include_object=include_on(connection.dialect.name))
         with context.begin_transaction():
             context.run_migrations()
 

@@ -29,9 +29,10 @@ SERVICE_ONLY = {
     "registry/service.py": {"seed_demo_data"},  # the setup and demo commands
 }
 # Public but with nothing to protect: the loaded record forms, a case-number prefix, the clock's offset
-# (the time itself is on every page).
+# (the time itself is on every page), today's date.
 ACTOR_FREE = {"tasks/service.py": {"forms"}, "processes/service.py": {"case_prefix"},
-              "timers/simulation.py": {"clock_offset"}}
+              "timers/simulation.py": {"clock_offset"},
+              "registry/service.py": {"department_today"}}  # today's date in the department's zone
 CONTROLLER_DIRS = ("api", "web")
 # Everything below the controllers: the domain services, the engine and the forms.
 BOTTOM_DIRS = ("cases", "tasks", "timers", "processes", "registry", "audit", "users", "engine", "forms")

@@ -103,7 +103,8 @@ def _case_body(world: World) -> dict[str, Any]:
 def _case_form(world: World) -> dict[str, Any]:
     return {"process": "fault_handling", "reported_at": world.reported_at().strftime("%Y-%m-%dT%H:%M"),
             "channel": "phone", "priority": "normal", "equipment_id": str(world.equipment_id),
-            "description": "UPS alarm: battery fault, load on bypass"}
+            "description": "UPS alarm: battery fault, load on bypass",
+            "confirm_open_case": "true"}  # the role's own case is open on this equipment already
 
 
 MATRIX: dict[tuple[str, str], Entry] = {
@@ -164,6 +165,7 @@ MATRIX: dict[tuple[str, str], Entry] = {
                                             lambda w: f"/api/tasks/{w.assign_task_ids['api']}/assign",
                                             lambda w: {"assignee": w.assignee}),
     ("api_processes.Processes", "GET"): Entry(EVERYONE, lambda w: "/api/processes"),
+    ("api_registry.EquipmentSearch", "GET"): Entry(READERS, lambda w: "/api/registry/equipment?q=EA"),
     ("api_processes.ProcessVersions", "GET"): Entry(EVERYONE, lambda w: "/api/processes/fault_handling/versions"),
     ("api_admin.Timers", "GET"): Entry(TIMER_READERS, lambda w: "/api/admin/timers"),
     ("api_admin.TimerRetry", "POST"): Entry(ADMINS, lambda w: f"/api/admin/timers/{w.failed_timer_ids['api']}/retry"),

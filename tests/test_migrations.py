@@ -7,12 +7,13 @@ from alembic.migration import MigrationContext
 from flask import Flask
 from sqlalchemy import inspect
 
-from app.extensions import db
+from app.extensions import db, include_on
 
 
 def test_models_and_migrations_agree(ctx: Flask) -> None:
     with db.engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        context = MigrationContext.configure(connection, opts={"compare_type": True,
+                                                           "include_object": include_on(connection.dialect.name)})
         differences = compare_metadata(context, db.metadata)
     assert differences == [], f"models and migrations differ: {differences}"
 

@@ -258,3 +258,64 @@ class AttachmentListSchema(Schema):
 
     case_id = fields.Integer()
     items = fields.List(fields.Nested(AttachmentSchema))
+
+
+class EquipmentSearchQuerySchema(PageArgsSchema):
+    """Finding equipment as a customer describes it on the phone."""
+
+    q = fields.String(required=True, validate=validate.Length(2, 100), metadata={
+        "description": "Part of a serial number, customer name, contact person or phone number (2 to 100 "
+                       "characters, matched literally and case-insensitively; phone numbers ignore separators)"})
+    per_page = WholeNumber(load_default=10, validate=validate.Range(min=1, max=50))
+
+
+class WarrantySchema(Schema):
+    """Whether the equipment is under warranty today (the department's calendar day)."""
+
+    state = fields.String(metadata={"description": "in_warranty, out_of_warranty or unknown"})
+    text = fields.String(metadata={"description": "In words: 'in warranty until 2027-02-28', 'out of warranty "
+                                                  "since 2024-06-15' or 'warranty unknown'"})
+    day = fields.Date(allow_none=True, metadata={
+        "description": "The last day under warranty, or the first day out of it; null when unknown"})
+
+
+class CustomerContactSchema(CustomerBriefSchema):
+    """A customer as the agent taking a call needs it."""
+
+    contact_name = fields.String()
+    email = fields.String()
+
+
+class OpenCaseBriefSchema(Schema):
+    """An open case of the equipment: intake warns before a second one is opened."""
+
+    id = fields.Integer()
+    number = fields.String()
+    title = fields.String()
+    reported_at = fields.AwareDateTime()
+    opened_at = fields.AwareDateTime()
+
+
+class EquipmentMatchSchema(Schema):
+    """A piece of equipment found for a search, with its customer, warranty and open cases."""
+
+    id = fields.Integer()
+    model = fields.String()
+    serial_number = fields.String()
+    site = fields.String()
+    region = fields.String()
+    installed_on = fields.Date(allow_none=True)
+    warranty_ends_on = fields.Date(allow_none=True)
+    dealer = fields.String()
+    warranty = fields.Nested(WarrantySchema)
+    customer = fields.Nested(CustomerContactSchema)
+    open_cases = fields.List(fields.Nested(OpenCaseBriefSchema))
+
+
+class EquipmentMatchListSchema(Schema):
+    """A page of equipment found."""
+
+    items = fields.List(fields.Nested(EquipmentMatchSchema))
+    total = fields.Integer()
+    page = fields.Integer()
+    per_page = fields.Integer()

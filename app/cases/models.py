@@ -9,7 +9,7 @@ from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
 
 from app.choices import CASE_STATUSES, CHANNELS, INTAKE_CHANNELS, PRIORITIES
-from app.extensions import JSONData, UTCDateTime, db
+from app.extensions import JSONData, UTCDateTime, db, dialect_index
 from app.processes.models import ProcessVersion
 from app.registry.models import Customer, Equipment
 
@@ -23,6 +23,10 @@ class Case(db.Model):  # type: ignore[name-defined,misc]
     __table_args__ = (
         Index("ix_cases_status_opened_at", "status", "opened_at"),
         Index("ix_cases_process_id_status", "process_id", "status"),
+        # Search by number or words of the title or description: ILIKE '%...%' on PostgreSQL uses trigrams
+        # (one index per column: a BitmapOr over small indexes beats one multi-column index).
+        *(dialect_index(f"ix_cases_{column}_trgm", column, dialect="postgresql", postgresql_using="gin",
+                        postgresql_ops={column: "gin_trgm_ops"}) for column in ("number", "title", "description")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)  # surrogate key

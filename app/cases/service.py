@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, union
 from sqlalchemy.orm import selectinload, undefer
 from sqlalchemy.orm.attributes import flag_modified
 
@@ -25,7 +26,7 @@ from app.engine import (
 )
 from app.errors import InvalidDataError, NotFoundError, ProcessFailedError
 from app.extensions import db
-from app.inputs import ID_MESSAGE, MAX_ID
+from app.inputs import ID_MESSAGE, LIKE_ESCAPE, MAX_ID, like_pattern
 from app.processes.service import case_prefix, definition_for, definition_of, latest_version
 from app.registry.models import Customer, Equipment
 from app.tasks.models import WorkItem
@@ -193,16 +194,47 @@ def list_cases(*, actor: Actor, status: str | None = None, process_id: str | Non
     if equipment_id:
         query = query.where(Case.equipment_id == equipment_id)
     if text:
-        # The text is matched literally: %, _ and the escape character itself are not wildcards.
-        literal = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        pattern = f"%{literal}%"
-        query = query.where(or_(*(func.lower(column).like(pattern, escape="\\")
-                                  for column in (Case.number, Case.title, Case.description))))
+        query = query.where(Case.id.in_(_cases_matching(text)))
     total = db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
     items = list(db.session.scalars(query.options(selectinload(Case.process_version))
                                     .order_by(Case.opened_at.desc(), Case.id.desc())
                                     .offset((page - 1) * per_page).limit(per_page)))
     return items, total
+
+
+def _cases_matching(text: str) -> Any:
+    """The ids of cases whose number, title, description, customer name or equipment serial contains
+    ``text``, case-insensitively.
+
+    One branch per table, joined by UNION, so each branch can use its own index: on PostgreSQL the trigram
+    GIN indexes (ILIKE '%...%'), then the cases' customer and equipment indexes; an OR across the joined
+    tables would leave the planner nothing but a scan of every case. SQLite compiles ILIKE to a plain
+    ``lower() LIKE lower()``."""
+    pattern = like_pattern(text)
+
+    def contains(column: Any) -> Any:
+        return column.ilike(pattern, escape=LIKE_ESCAPE)
+
+    return union(
+        select(Case.id).where(or_(contains(Case.number), contains(Case.title), contains(Case.description))),
+        select(Case.id).where(Case.customer_id.in_(select(Customer.id).where(contains(Customer.name)))),
+        select(Case.id).where(Case.equipment_id.in_(select(Equipment.id).where(contains(Equipment.serial_number)))),
+    )
+
+
+def open_cases_of_equipment(*, actor: Actor, equipment_ids: Collection[int]) -> dict[int, list[Case]]:
+    """The open cases of each piece of equipment, oldest first (cases.read): intake warns before a second
+    case is opened for equipment that already has one."""
+    require(actor, "cases.read")
+    found: dict[int, list[Case]] = {}
+    if not equipment_ids:
+        return found
+    for case in db.session.scalars(select(Case).where(Case.equipment_id.in_(sorted(set(equipment_ids))),
+                                                      Case.status == "open")
+                                   .order_by(Case.opened_at, Case.id)):
+        if case.equipment_id is not None:  # always, by the filter; says so to the type checker
+            found.setdefault(case.equipment_id, []).append(case)
+    return found
 
 
 def load_instance(case: Case) -> Instance:
@@ -372,4 +404,5 @@ def _waiting_timers(case: Case) -> list[Timer]:
 
 
 __all__ = ["CaseDetail", "EngineError", "StoreResult", "case_detail", "get_case", "list_cases", "load_instance",
-           "lock_case", "lock_case_for_work_item", "open_case", "open_deadlines", "store_instance"]
+           "lock_case", "lock_case_for_work_item", "open_case", "open_cases_of_equipment", "open_deadlines",
+           "store_instance"]

@@ -2,18 +2,33 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import Date, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.extensions import UTCDateTime, db
+from app.extensions import UTCDateTime, db, dialect_index
+
+
+@dataclass(frozen=True)
+class WarrantyStatus:
+    """Whether equipment is under warranty on a given day, in words for the agent taking the call."""
+
+    state: str  # in_warranty | out_of_warranty | unknown
+    text: str  # "in warranty until 2027-02-28", "out of warranty since 2024-06-15", "warranty unknown"
+    day: date | None  # the last day under warranty, or the first day out of it; None when unknown
 
 
 class Customer(db.Model):  # type: ignore[name-defined,misc]
     """A customer (user organisation) with its service file."""
 
     __tablename__ = "customers"
+    __table_args__ = (
+        # Intake and case search find a customer by any part of its name, contact person or phone.
+        *(dialect_index(f"ix_customers_{column}_trgm", column, dialect="postgresql", postgresql_using="gin",
+                        postgresql_ops={column: "gin_trgm_ops"}) for column in ("name", "contact_name", "phone")),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)  # surrogate key
     name: Mapped[str] = mapped_column(String(200), index=True)  # organisation name
@@ -31,6 +46,11 @@ class Equipment(db.Model):  # type: ignore[name-defined,misc]
     """One installed piece of equipment (a UPS, battery bank or cabinet) with its service file."""
 
     __tablename__ = "equipment"
+    __table_args__ = (
+        # Any part of a serial number, as read out on the phone or off a fax.
+        dialect_index("ix_equipment_serial_number_trgm", "serial_number", dialect="postgresql",
+                      postgresql_using="gin", postgresql_ops={"serial_number": "gin_trgm_ops"}),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)  # surrogate key
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)  # owner
@@ -44,6 +64,16 @@ class Equipment(db.Model):  # type: ignore[name-defined,misc]
     monitored: Mapped[bool] = mapped_column(default=False)  # sends daily online operating data
 
     customer: Mapped[Customer] = relationship(back_populates="equipment")
+
+    def warranty_on(self, today: date) -> WarrantyStatus:
+        """The warranty as it stands on ``today`` (the department's calendar day)."""
+        ends = self.warranty_ends_on
+        if ends is None:
+            return WarrantyStatus("unknown", "warranty unknown", None)
+        if today <= ends:
+            return WarrantyStatus("in_warranty", f"in warranty until {ends.isoformat()}", ends)
+        since = ends + timedelta(days=1)
+        return WarrantyStatus("out_of_warranty", f"out of warranty since {since.isoformat()}", since)
 
     def snapshot(self) -> dict[str, object]:
         """The equipment's file as process data (JSON-ready, ISO dates)."""

@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
+from typing import Any
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, or_, select
+from flask import current_app
+from sqlalchemy import case, func, or_, select, union
+from sqlalchemy.orm import contains_eager
 
 from app.auth import Actor, require
 from app.engine import now
-from app.errors import NotFoundError
+from app.errors import InvalidDataError, NotFoundError
 from app.extensions import db
+from app.inputs import LIKE_ESCAPE, like_pattern
 from app.registry.models import Customer, Equipment
+
+SEARCH_MIN_LENGTH = 2  # one character matches nearly everything and no trigram index can narrow it
+SEARCH_MAX_LENGTH = 100  # longer than any serial, name or phone number
+# A search that reads as a phone number: digits with the usual separators.
+_PHONE_LIKE = re.compile(r"[0-9+()./\s-]+")
+_PHONE_SEPARATORS = (" ", "-", "(", ")", ".", "/")
 
 
 def get_customer(customer_id: int, *, actor: Actor) -> Customer:
@@ -45,7 +57,49 @@ def list_equipment(*, actor: Actor, text: str | None = None, limit: int = 200) -
     return list(db.session.scalars(query.order_by(Customer.name, Equipment.serial_number).limit(limit)))
 
 
-DEMO_CUSTOMERS = [
+def search_equipment(*, actor: Actor, text: str, page: int = 1, per_page: int = 20) -> tuple[list[Equipment], int]:
+    """Equipment whose serial number, or whose customer's name, contact person or phone contains ``text``
+    (registry.read), one page at a time with the total; serials starting with the text come first.
+
+    A phone number matches whatever separators either side wrote ("55500101" finds "+86 20 5550 0101")."""
+    require(actor, "registry.read")
+    text = text.strip()
+    if not SEARCH_MIN_LENGTH <= len(text) <= SEARCH_MAX_LENGTH:
+        raise InvalidDataError("the search text has the wrong length", errors={
+            "q": [f"must be from {SEARCH_MIN_LENGTH} to {SEARCH_MAX_LENGTH} characters long"]})
+    pattern = like_pattern(text)
+
+    def contains(column: Any) -> Any:
+        return column.ilike(pattern, escape=LIKE_ESCAPE)
+
+    customer_match = [contains(Customer.name), contains(Customer.contact_name), contains(Customer.phone)]
+    digits = re.sub(r"[^0-9]", "", text)
+    if len(digits) >= 3 and _PHONE_LIKE.fullmatch(text):
+        phone_digits: Any = Customer.phone
+        for separator in _PHONE_SEPARATORS:
+            phone_digits = func.replace(phone_digits, separator, "")
+        customer_match.append(phone_digits.like(f"%{digits}%"))
+    # One branch per table (UNION), so each can use its own trigram index on PostgreSQL.
+    ids = union(select(Equipment.id).where(contains(Equipment.serial_number)),
+                select(Equipment.id).where(Equipment.customer_id.in_(select(Customer.id).where(or_(*customer_match)))))
+    query = select(Equipment).join(Equipment.customer).where(Equipment.id.in_(ids))
+    total = db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    serial_first = case((Equipment.serial_number.ilike(pattern[1:], escape=LIKE_ESCAPE), 0), else_=1)
+    items = list(db.session.scalars(query.options(contains_eager(Equipment.customer))
+                                    .order_by(serial_first, Customer.name, Equipment.serial_number, Equipment.id)
+                                    .offset((page - 1) * per_page).limit(per_page)))
+    return items, total
+
+
+def department_today() -> date:
+    """Today's date where the department works: a warranty ends with a calendar day there."""
+    # The department's calendar day (SERVICECASE_TIME_ZONE, checked at start-up).
+    return now().astimezone(ZoneInfo(current_app.config.get("TIME_ZONE") or "UTC")).date()
+
+
+# (name, contact, phone, e-mail, region, [(model, serial, site, installed on, warranty ends on, dealer)])
+DemoEquipment = tuple[str, str, str, date | None, date | None, str]
+DEMO_CUSTOMERS: list[tuple[str, str, str, str, str, list[DemoEquipment]]] = [
     ("Harbour City Data Centre", "Li Wei", "+86 20 5550 0101", "ops@harbourdc.example", "South",
      [("EA990-200K", "EA99020K0001", "Hall A, row 3", date(2024, 3, 1), date(2027, 2, 28), "Pearl Power Systems"),
       ("EA660-60K", "EA66060K0417", "Hall B, network room", date(2021, 6, 15), date(2024, 6, 14),
@@ -54,7 +108,9 @@ DEMO_CUSTOMERS = [
      [("EA330-20K", "EA33020K0932", "Signal box 7", date(2025, 1, 10), date(2028, 1, 9), "Capital Installers")]),
     ("West Lake Hospital", "Chen Jing", "+86 571 5550 0303", "facilities@wlh.example", "East",
      [("EA990-120K", "EA990120K0077", "Operating theatres, basement", date(2023, 9, 1), date(2026, 8, 31),
-       "Lakeside Electrical")]),
+       "Lakeside Electrical"),
+      # Taken over from another service provider without its papers: warranty not known.
+      ("EA330-10K", "EA33010K0215", "Ward 4, nurses' station", None, None, "")]),
 ]
 
 

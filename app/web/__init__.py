@@ -37,6 +37,7 @@ def register_web(app: Flask) -> None:
     """Register the page blueprints, their filters, sign-in, CSRF check and error pages."""
     from app.web.admin import bp as admin_bp
     from app.web.cases import bp as cases_bp
+    from app.web.intake import new as _intake_page  # noqa: F401  (adds /cases/new to the cases blueprint)
     from app.web.signin import bp as signin_bp
     from app.web.signin import install_sign_in
     from app.web.tasks import bp as tasks_bp

@@ -1,5 +1,5 @@
-"""Case pages: the list, opening a case as the customer reported it, and one case with its diagram, attachments
-and history."""
+"""Case pages: the list and one case with its diagram, attachments and history (opening a case is
+app/web/intake.py, on this blueprint)."""
 
 from __future__ import annotations
 
@@ -10,25 +10,22 @@ from typing import Any
 from flask import Response, abort, flash, redirect, render_template, request, send_file, url_for
 from flask.typing import ResponseReturnValue
 from markupsafe import Markup
-from marshmallow import ValidationError
 
 from app.attachments import service as attachments
 from app.audit.models import CaseEvent
 from app.audit.service import list_events
 from app.cases import service as cases
 from app.cases.diagram import STATE_WORDS
-from app.cases.models import CASE_STATUSES, CHANNELS, PRIORITIES
+from app.cases.models import CASE_STATUSES
 from app.engine import now
-from app.errors import InvalidDataError, ProcessFailedError
 from app.forms import render_form_readonly
 from app.processes.service import list_processes
-from app.registry.service import list_equipment
 from app.tasks.service import forms
 from app.uow import unit_of_work
 from app.web import vendor
 from app.web.common import Pagination, current_actor, load_query, page_blueprint
 from app.web.filters import SUMMARY_LABELS, deadline_outcome, format_duration, format_utc, humanize, role_name
-from app.web.schemas import CaseListQuerySchema, NewCaseSchema
+from app.web.schemas import CaseListQuerySchema
 
 bp = page_blueprint("cases", __name__, url_prefix="/cases")
 
@@ -46,50 +43,6 @@ def index() -> str:
                                     page=args["page"], per_page=args["per_page"])
     return render_template("cases/index.html", page=Pagination(items, total, args["page"], args["per_page"]),
                            statuses=CASE_STATUSES, processes=list_processes(actor=actor), filters=args)
-
-
-def _new_case_form(values: dict[str, Any], errors: dict[str, Any], status: int = 200) -> ResponseReturnValue:
-    """The new-case form with ``values`` kept and ``errors`` shown at their fields."""
-    actor = current_actor()
-    return render_template(
-        "cases/new.html", values=values, errors=errors, processes=list_processes(actor=actor),
-        equipment=list_equipment(actor=actor), channels=[(c, CHANNEL_WORDS.get(c, c)) for c in CHANNELS],
-        priorities=[(p, PRIORITY_WORDS.get(p, p)) for p in PRIORITIES],
-    ), status
-
-
-@bp.route("/new", methods=["GET", "POST"])
-def new() -> ResponseReturnValue:
-    """Open a case: the customer's report, with the notice time deadlines run from."""
-    if request.method == "GET":
-        values = {"process": request.args.get("process", "fault_handling"), "channel": "phone",
-                  "priority": "normal", "reported_at": now().strftime("%Y-%m-%dT%H:%M")}
-        return _new_case_form(values, {})
-    values = {key: request.form.get(key, "") for key in NewCaseSchema().fields}
-    try:
-        args = NewCaseSchema().load(request.form)
-        with unit_of_work():
-            case = cases.open_case(actor=current_actor(), process_id=args["process"],
-                                   reported_at=args["reported_at"], channel=args["channel"],
-                                   description=args["description"], title=args["title"],
-                                   priority=args["priority"], equipment_id=args["equipment_id"])
-    except ValidationError as exc:
-        return _new_case_form(values, _field_errors(exc.messages), 422)
-    except (InvalidDataError, ProcessFailedError) as exc:
-        return _new_case_form(values, _field_errors(exc.errors or {"_schema": [exc.message]}), 422)
-    flash(f"Case {case.number} opened.", "success")
-    return redirect(url_for("cases.detail", case_id=case.id))
-
-
-def _field_errors(messages: Any) -> dict[str, list[str]]:
-    """Errors per form field as lists of text (service and schema errors alike)."""
-    if not isinstance(messages, dict):
-        return {"_schema": [str(messages)]}
-    result: dict[str, list[str]] = {}
-    for key, value in messages.items():
-        name = "equipment_id" if key == "customer_id" else str(key)
-        result.setdefault(name, []).extend(value if isinstance(value, list) else [str(value)])
-    return result
 
 
 @dataclass
