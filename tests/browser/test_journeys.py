@@ -237,7 +237,7 @@ def _auditor_reads_the_case(page: Page, fault_case: FaultCase) -> None:
     expect(page.get_by_role("link", name=fault_case.number)).to_be_visible()
     page.goto(f"/cases/{fault_case.id}")
     expect(page.locator("main")).to_contain_text("battery fault, load on bypass")
-    expect(page.get_by_role("region", name="History")).to_contain_text(re.compile("Case opened", re.I))
+    expect(page.get_by_role("region", name="History")).to_contain_text(re.compile(r"\bopened\b"))
     page.goto(f"/tasks/{fault_case.diagnosis_task_id}")
     expect(page.get_by_role("heading", name="Diagnose fault")).to_be_visible()
 
