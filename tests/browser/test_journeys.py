@@ -210,7 +210,7 @@ def test_the_overdue_clock_is_marked_on_every_page_and_the_escalation_says_what_
     supervisor = people("chen.jie", "supervisor")
     supervisor.goto("/")
     escalation = supervisor.get_by_role("row").filter(has_text="Review overdue diagnosis")
-    expect(escalation).to_contain_text(re.compile(r"missed by 1 h"))  # 24 h from the notice, 25 h passed
+    expect(escalation).to_contain_text(re.compile(r"diagnosis deadline missed by 2 h"))  # due 23 h on, 25 h passed
 
 
 # -------------------------------------------------------------------------------------- the case page
