@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,9 +23,10 @@ def sign_in_page_exists(app: Flask) -> bool:
 def sign_in(page: Page, name: str, password: str = PASSWORD) -> None:
     """Sign in through the real form, as a person would, and land on the page it leads to."""
     page.goto("/sign-in")
-    page.get_by_label("Username").fill(name)
-    page.get_by_label("Password").fill(password)
+    page.get_by_label(re.compile(r"^user ?name", re.I)).fill(name)
+    page.get_by_label(re.compile(r"^password", re.I)).fill(password)
     page.get_by_role("button", name="Sign in").click()
+    page.wait_for_load_state()
 
 
 @dataclass
