@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import time
 import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from app.errors import PermissionDeniedError, ServiceError
@@ -33,6 +34,7 @@ class Actor:
 
     username: str
     roles: frozenset[str]
+    display_name: str = field(default="", compare=False)  # the full name pages show; may be empty
 
     def has_role(self, *roles: str) -> bool:
         """True when the actor holds any of ``roles``."""
@@ -91,21 +93,28 @@ SYSTEM = Actor("system", frozenset({"system"}))
 TIMER = Actor("timer", frozenset({"system"}))
 
 
-def demo_actor(username: str) -> Actor:
-    """The actor used until sign-in exists: one person holding every staff role."""
-    return Actor(username, frozenset(STAFF_ROLES) | {"process_owner", "admin"})
-
-
-# Names only the system's own actions carry in the history; no user and no X-Actor header may take them.
+# Names only the system's own actions carry in the history; no user may take them.
 RESERVED_NAMES = frozenset({SYSTEM.username, TIMER.username})
-# Where the app keeps the function that turns a bearer token into an actor (installed by the edge, so this
-# bottom layer needs no import of the users service).
+# Where the app keeps the functions that turn a bearer token, or a signed-in session's user, into an actor
+# (installed by the edge, so this bottom layer needs no import of the users service).
 TOKEN_RESOLVER = "servicecase.token_resolver"
+SESSION_RESOLVER = "servicecase.session_resolver"
 TokenResolver = Callable[[str], Actor]
+# (user id, session generation) -> the user's actor now, or None when the user is gone, disabled, or the
+# generation moved on (signed out everywhere, roles or password changed).
+SessionResolver = Callable[[int, int], "Actor | None"]
 ACTOR_KEY = "servicecase.actor"  # where request_actor keeps its decision for the rest of the request
-# Who a request is after its credentials were refused: holds no role, so nothing it asks is allowed (the
-# error page that reports the refusal still renders its layout with it).
+SOURCE_KEY = "servicecase.actor_source"  # how it was decided: "token", "session" or "" (anonymous)
+EXPIRED_KEY = "servicecase.session_expired"  # True when the request came with a session that ran out
+# Who a request is without credentials (or after they were refused): holds no role, so nothing it asks is
+# allowed; pages send it to the sign-in page, the API answers 401.
 NOBODY = Actor("", frozenset())
+# What the signed session cookie holds: the user's id, their session generation, when it was last used.
+SESSION_USER = "uid"
+SESSION_GENERATION = "gen"
+SESSION_SEEN = "seen"
+CSRF_TOKEN_CACHE = "csrf_token"  # where Flask-WTF keeps the current request's CSRF token (flask.g)
+SEEN_RESOLUTION = 60  # seconds: the last-use time is rewritten (a new cookie) at most this often
 
 
 class AuthenticationError(ServiceError):
@@ -143,41 +152,134 @@ def install_token_resolver(app: Flask, resolver: TokenResolver) -> None:
     app.extensions[TOKEN_RESOLVER] = resolver
 
 
-def _resolve_actor() -> Actor:
-    from flask import current_app, request
+def install_session_resolver(app: Flask, resolver: SessionResolver) -> None:
+    """Let requests of ``app`` with a signed-in session act as the session's user (see SessionResolver)."""
+    app.extensions[SESSION_RESOLVER] = resolver
+
+
+def wall_time() -> float:
+    """Seconds since the epoch by the wall clock: sessions expire in real time, whatever the simulated
+    clock of the cases says (tests replace this to move time)."""
+    return time.time()
+
+
+def _clear_session() -> None:
+    """Empty the session; a CSRF token already derived from it for this request (Flask-WTF keeps it in g)
+    goes too, so the next form carries the new session's token."""
+    from flask import g, session
+
+    session.clear()
+    g.pop(CSRF_TOKEN_CACHE, None)
+
+
+def start_session(user_id: int, generation: int) -> None:
+    """Make the current request's session that of a signed-in user (a fresh session: nothing from the
+    anonymous one, its CSRF token included, survives, so a planted session cannot be taken over)."""
+    from flask import session
+
+    _clear_session()
+    session[SESSION_USER] = user_id
+    session[SESSION_GENERATION] = generation
+    session[SESSION_SEEN] = int(wall_time())
+    session.permanent = False  # a browser-session cookie; the idle limit is enforced here, not by expiry
+
+
+def end_session() -> None:
+    """Forget the signed-in user of the current request's session."""
+    from flask import request
+
+    _clear_session()
+    request.environ[ACTOR_KEY] = NOBODY
+    request.environ[SOURCE_KEY] = ""
+
+
+def _token_actor(header: str) -> Actor:
+    from flask import current_app
+
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthenticationError("the Authorization header must be 'Bearer <token>'")
+    resolver: TokenResolver | None = current_app.extensions.get(TOKEN_RESOLVER)
+    if resolver is None:
+        raise AuthenticationError("this server does not accept API tokens")
+    return resolver(token.strip())
+
+
+def _session_actor() -> Actor | None:
+    """The session's user, or None (no session, expired after inactivity, or no longer valid)."""
+    from flask import current_app, request, session
+
+    user_id, generation, seen = (session.get(SESSION_USER), session.get(SESSION_GENERATION),
+                                 session.get(SESSION_SEEN))
+    if user_id is None:
+        return None
+    resolver: SessionResolver | None = current_app.extensions.get(SESSION_RESOLVER)
+    moment = int(wall_time())
+    idle_limit = 60 * int(current_app.config["SESSION_IDLE_MINUTES"])
+    if (not isinstance(user_id, int) or not isinstance(generation, int) or not isinstance(seen, int)
+            or resolver is None):
+        _clear_session()
+        return None
+    if moment - seen > idle_limit:
+        _clear_session()
+        request.environ[EXPIRED_KEY] = True
+        return None
+    actor = resolver(user_id, generation)
+    if actor is None:  # disabled, removed, signed out elsewhere
+        _clear_session()
+        request.environ[EXPIRED_KEY] = True
+        return None
+    if moment - seen >= SEEN_RESOLUTION or moment < seen:
+        session[SESSION_SEEN] = moment
+    return actor
+
+
+def _resolve_actor() -> tuple[Actor, str]:
+    from flask import request
 
     header = request.headers.get("Authorization")
     if header is not None:
-        scheme, _, token = header.strip().partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise AuthenticationError("the Authorization header must be 'Bearer <token>'")
-        resolver: TokenResolver | None = current_app.extensions.get(TOKEN_RESOLVER)
-        if resolver is None:
-            raise AuthenticationError("this server does not accept API tokens")
-        return resolver(token.strip())
-    name = (request.headers.get("X-Actor") or current_app.config["DEMO_ACTOR"]).strip()[:100]
-    if is_reserved_name(name):
-        raise AuthenticationError(f"X-Actor cannot be {name!r}: the names {', '.join(sorted(RESERVED_NAMES))} "
-                                  "are reserved for the system's own actions")
-    return demo_actor(name or "demo")
+        return _token_actor(header), "token"
+    actor = _session_actor()
+    return (actor, "session") if actor is not None else (NOBODY, "")
 
 
 def request_actor() -> Actor:
     """The acting user of the current request (pages and API alike), decided once per request.
 
     With ``Authorization: Bearer <token>`` it is the token's user with that user's roles (AuthenticationError
-    when the token is malformed, unknown, revoked, or its user disabled). Without it, until sign-in exists,
-    a demo user holding every staff role; ``X-Actor`` names which demo user, so histories show different
-    people, but never a reserved name."""
+    when the token is malformed, unknown, revoked, or its user disabled). Otherwise the signed-in session's
+    user with the roles they hold now (a disabled user, or one whose session generation moved on, is signed
+    out). Otherwise NOBODY: the hooks of pages and API turn that into the sign-in page or a 401. No header
+    can name the actor (an ``X-Actor`` header, once the demo mode's, is ignored)."""
     from flask import request
 
     # Kept with the request itself: flask.g belongs to the app context, which several requests can share.
     actor: Actor | None = request.environ.get(ACTOR_KEY)
     if actor is None:
         try:
-            actor = _resolve_actor()
+            actor, source = _resolve_actor()
         except AuthenticationError:
             request.environ[ACTOR_KEY] = NOBODY
+            request.environ[SOURCE_KEY] = ""
             raise
         request.environ[ACTOR_KEY] = actor
+        request.environ[SOURCE_KEY] = source
     return actor
+
+
+def actor_source() -> str:
+    """How the current request's actor was decided: "token", "session", or "" (anonymous)."""
+    from flask import request
+
+    request_actor()
+    return str(request.environ.get(SOURCE_KEY, ""))
+
+
+def session_expired() -> bool:
+    """True when the current request came with a signed-in session that is no longer valid (idle too long,
+    or its user disabled or changed)."""
+    from flask import request
+
+    request_actor()
+    return bool(request.environ.get(EXPIRED_KEY))

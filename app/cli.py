@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 from pathlib import Path
 
@@ -55,7 +56,7 @@ def deploy_command(path: Path, username: str, note: str) -> None:
 @processes_cli.command("list")
 def list_command() -> None:
     """List the latest version of every deployed process."""
-    for version in processes.list_processes():
+    for version in processes.list_processes(actor=SYSTEM):
         click.echo(f"{version.process_id:24} v{version.version:<4} {version.deployed_at:%Y-%m-%d %H:%M} "
                    f"{version.deployed_by:12} {version.name}")
 
@@ -88,6 +89,44 @@ def setup_command(demo: bool) -> None:
             added = seed_demo_data()
         if added:
             click.echo(f"added {added} demo customers")
+    if current_app.config["ENV_NAME"] == "development":
+        _demo_users()
+
+
+DEMO_PASSWORD_FILE = "demo_password"
+
+
+def _demo_password() -> str:
+    """This installation's demo-user password, generated once and kept in the instance folder (0600)."""
+    path = Path(current_app.instance_path) / DEMO_PASSWORD_FILE
+    if path.exists():
+        return path.read_text().strip()
+    password = "demo-" + secrets.token_urlsafe(9)
+    path.write_text(password + "\n")
+    path.chmod(0o600)
+    return password
+
+
+def _demo_users() -> None:
+    """Create the demo users (one per role, development only) and print their names and the password."""
+    from app.users import service as users
+
+    if current_app.config["ENV_NAME"] != "development":
+        raise click.ClickException("demo users exist only in development (SERVICECASE_ENV=development)")
+    password = _demo_password()
+    try:
+        with unit_of_work():
+            demo = users.ensure_demo_users(password=password, actor=USERS_ADMIN)
+    except (ServiceError, SQLAlchemyError) as exc:
+        raise _refused(exc) from None
+    width = max(len(user.username) for user in demo)
+    click.echo("\nDemo users (development only), one per role; sign in at /sign-in with the password below:")
+    for user in demo:
+        click.echo(f"  {user.username:{width}}  {user.display_name:24} roles: {', '.join(user.role_names) or '-'}"
+                   + ("  (DISABLED)" if user.disabled else ""))
+    click.echo(f"  password for all of them: {password}")
+    click.echo(f"  (kept in {Path(current_app.instance_path) / DEMO_PASSWORD_FILE}; a demo user whose password "
+               "was changed keeps the new one)\n")
 
 
 clock_cli = AppGroup("clock", help="The simulated clock (development and testing only).")
@@ -140,7 +179,7 @@ def timers_list() -> None:
     """List waiting and failed timers, soonest first."""
     from app.timers.service import pending_timers
 
-    for timer in pending_timers():
+    for timer in pending_timers(actor=SYSTEM):
         click.echo(f"{timer.id:>6} {timer.state:8} {timer.due_at:%Y-%m-%d %H:%M:%S} case {timer.case_id:<6} "
                    f"{timer.name}{'  ERROR: ' + (timer.last_error or '')[:80] if timer.state == 'failed' else ''}")
 
@@ -253,7 +292,7 @@ def users_list() -> None:
     def when(moment: datetime | None) -> str:
         return f"{moment:%Y-%m-%d %H:%M}" if moment else "never"
 
-    found = users.list_users()
+    found = users.list_users(actor=USERS_ADMIN)
     if not found:
         click.echo("no users")
     for user in found:

@@ -62,7 +62,19 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "WORKFLOWS_DIR": env.get("SERVICECASE_WORKFLOWS", str(PROJECT_ROOT / "workflows")),
         "FORMS_DIR": env.get("SERVICECASE_FORMS", str(PROJECT_ROOT / "forms")),
         "MAX_CONTENT_LENGTH": int(env.get("SERVICECASE_MAX_REQUEST_BYTES", 1_000_000)),
-        "DEMO_ACTOR": env.get("SERVICECASE_DEMO_ACTOR", "demo"),
+        # Sign-in: a session unused this long must sign in again; failed sign-ins allowed per account and
+        # per address (limits' notation, "5 per 15 minutes") before a lock-out, counted in Redis.
+        "SESSION_IDLE_MINUTES": int(env.get("SERVICECASE_SESSION_IDLE_MINUTES", 30)),
+        "SIGN_IN_ACCOUNT_LIMIT": env.get("SERVICECASE_SIGN_IN_ACCOUNT_LIMIT", "5 per 15 minutes"),
+        "SIGN_IN_ADDRESS_LIMIT": env.get("SERVICECASE_SIGN_IN_ADDRESS_LIMIT", "20 per 15 minutes"),
+        "SESSION_COOKIE_NAME": "servicecase_session",
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        # Flask-WTF's CSRF token: valid as long as the session (no separate expiry), checked only where the
+        # pages' hook asks (the JSON API with a bearer token needs none).
+        "WTF_CSRF_TIME_LIMIT": None,
+        "WTF_CSRF_CHECK_DEFAULT": False,
+        "WTF_CSRF_FIELD_NAME": "csrf_token",
         # A customer's notice older than this is a typing mistake (a year of 1990), not a real report.
         "NOTICE_MAX_AGE_DAYS": int(env.get("SERVICECASE_NOTICE_MAX_AGE_DAYS", 366)),
         "API_TITLE": "Service case API",
@@ -108,6 +120,10 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
             raise ConfigError("REDIS_URL must be set in production: timers need a real Redis")
     cfg["SECRET_KEY"] = secret or (secrets.token_hex(16) if name == "testing" else _instance_secret(instance_dir))
     cfg.update(overrides)
+    if "SESSION_COOKIE_SECURE" not in overrides:  # development and tests run on plain http://
+        cfg["SESSION_COOKIE_SECURE"] = cfg["ENV_NAME"] == "production"
+    if cfg["SESSION_IDLE_MINUTES"] < 1:
+        raise ConfigError("SERVICECASE_SESSION_IDLE_MINUTES must be at least 1")
     if cfg["ENV_NAME"] == "production" and cfg["CLOCK"] != "system":
         raise ConfigError("the simulated clock exists only in development and testing")
     if cfg["CLOCK"] not in ("system", "simulated"):

@@ -8,6 +8,7 @@ so instead of one rolled-back transaction per test, every table is emptied after
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,13 +18,14 @@ from flask import Flask
 from flask.testing import FlaskClient
 from flask_migrate import upgrade
 from sqlalchemy import create_engine, text
+from werkzeug.test import TestResponse
 
 from app import create_app
-from app.auth import SYSTEM, Actor, demo_actor
+from app.auth import SYSTEM, Actor
 from app.engine import ManualClock, OffsetClock, get_clock, get_engine, set_clock
 from app.extensions import db, redis_connection
 from app.processes.service import deploy_path
-from tests.support import user_token
+from tests.support import WORKING_ROLES, staff_actor, user_token
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
@@ -117,14 +119,29 @@ def deployed(ctx: Flask) -> Flask:
 
 @pytest.fixture
 def staff() -> Actor:
-    """A member of staff holding every staff role."""
-    return demo_actor("alice")
+    """A member of staff holding every staff role (a plain actor, for calling services directly)."""
+    return staff_actor("alice")
 
 
 @pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    """A test client."""
+def client(signed_in: Callable[..., FlaskClient]) -> FlaskClient:
+    """A test client signed in (by token) as the user ``demo`` holding every role but auditor, as the demo
+    actor did before sign-in existed; ``anonymous`` is the client nobody signed in with."""
+    return signed_in("demo", *WORKING_ROLES)
+
+
+@pytest.fixture
+def anonymous(app: Flask) -> FlaskClient:
+    """A test client nobody has signed in with (pages send it to the sign-in page, the API answers 401)."""
     return app.test_client()
+
+
+def sign_in_session(client: FlaskClient, username: str, password: str) -> TestResponse:
+    """Sign ``client`` in through the sign-in form, as a browser does (CSRF token from the page)."""
+    page = client.get("/sign-in").get_data(as_text=True)
+    match = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert match, "no CSRF field on the sign-in page"
+    return client.post("/sign-in", data={"username": username, "password": password, "csrf_token": match.group(1)})
 
 
 @pytest.fixture

@@ -15,13 +15,21 @@ from pathlib import Path
 from flask import has_app_context
 from sqlalchemy import select
 
-from app.auth import SYSTEM
+from app.auth import STAFF_ROLES, SYSTEM, Actor
 from app.cases.service import open_case
 from app.engine import now
 from app.extensions import db
 from app.timers.models import Timer
 
 ROOT = Path(__file__).resolve().parent.parent
+# What the demo actor held before sign-in existed: every staff role, process owner and admin (not auditor);
+# the tests' default signed-in user holds these.
+WORKING_ROLES = (*STAFF_ROLES, "process_owner", "admin")
+
+
+def staff_actor(username: str) -> Actor:
+    """A member of staff named ``username`` holding every staff role (for calling services directly)."""
+    return Actor(username, frozenset(STAFF_ROLES))
 
 
 def free_port() -> int:
@@ -91,7 +99,6 @@ class WorkerProcesses:
 def user_token(username: str, *roles: str) -> str:
     """An API token of the user ``username`` (created with ``roles`` on first use, every staff role when none
     are given); needs an app context, commits."""
-    from app.auth import STAFF_ROLES, SYSTEM
     from app.users import service as users
     from app.users.models import User
 

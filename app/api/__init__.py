@@ -45,11 +45,12 @@ def register_api(app: Flask) -> None:
     api = _Api(app, spec_kwargs={
         "info": {"description": (
             "Cases, tasks and process versions of the after-sales service department. "
-            "Errors are JSON: {status, message, errors?}. Send `Authorization: Bearer <token>` to act as the "
-            "token's user; a refused token is a 401. Without it the request acts as a demo user (until "
-            "sign-in exists).")},
-        # Optional for now: no security requirement ({}), or a bearer token.
-        "security": [{}, {"bearerAuth": []}],
+            "Errors are JSON: {status, message, errors?}. Every operation needs `Authorization: Bearer <token>` "
+            "and acts as the token's user with that user's roles: no token, or a refused one, is a 401; a role "
+            "that does not allow the operation is a 403 naming what is missing. A browser signed in on the "
+            "pages may call with its session cookie instead, sending the session's CSRF token in the "
+            "X-CSRFToken header with every POST. Only this document (/api/openapi.json) is public.")},
+        "security": [{"bearerAuth": []}],
     })
     api.spec.components.security_scheme("bearerAuth", {
         "type": "http", "scheme": "bearer",

@@ -25,7 +25,8 @@ class Cases(MethodView):
     @blp.errors()
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """List cases (filters: status, process, text; paginated)."""
-        items, total = cases.list_cases(status=args.get("status"), process_id=args.get("process"),
+        items, total = cases.list_cases(actor=current_actor(),
+                                        status=args.get("status"), process_id=args.get("process"),
                                         text=args.get("text"), customer_id=args.get("customer_id"),
                                         equipment_id=args.get("equipment_id"), page=args["page"],
                                         per_page=args["per_page"])
@@ -54,7 +55,8 @@ class CaseResource(MethodView):
     @blp.errors(e404="Unknown case")
     def get(self, case_id: int) -> Any:
         """A case with its open tasks and deadlines."""
-        return cases.case_detail(cases.get_case(case_id))
+        actor = current_actor()
+        return cases.case_detail(cases.get_case(case_id, actor=actor), actor=actor)
 
 
 @blp.route("/<id:case_id>/events")
@@ -65,5 +67,6 @@ class CaseEvents(MethodView):
     @blp.errors(e404="Unknown case")
     def get(self, case_id: int) -> dict[str, Any]:
         """Every event of the case, in order."""
-        case = cases.get_case(case_id)
-        return {"case_id": case.id, "number": case.number, "items": list_events(case_id=case.id)}
+        actor = current_actor()
+        case = cases.get_case(case_id, actor=actor)
+        return {"case_id": case.id, "number": case.number, "items": list_events(actor=actor, case_id=case.id)}

@@ -8,13 +8,15 @@ from typing import Any
 from flask import current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 from flask_smorest import Blueprint
+from flask_wtf.csrf import validate_csrf
 from marshmallow import Schema, fields
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException
+from wtforms import ValidationError
 
 from app.api.guard import ApiParser, check_request
-from app.auth import AuthenticationError, request_actor
+from app.auth import NOBODY, AuthenticationError, actor_source, request_actor
 from app.engine import ProcessDefinitionError
 from app.errors import ServiceError
 from app.extensions import db
@@ -24,7 +26,9 @@ from app.uow import unit_of_work
 MAX_PER_PAGE = 100
 
 
-current_actor = request_actor  # the acting user (app.auth: a demo user until sign-in exists)
+current_actor = request_actor  # the acting user (app.auth: a token's or the signed-in session's user)
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+CSRF_HEADER = "X-CSRFToken"
 
 # RFC 6750: a 401 names the scheme to use; error="invalid_token" when a bearer token was sent and refused.
 WWW_AUTHENTICATE = 'Bearer realm="servicecase"'
@@ -34,8 +38,8 @@ WWW_AUTHENTICATE_HEADER = {"WWW-Authenticate": {
 
 # What each error status means wherever it occurs; views add their own wording for 403/404/409/422.
 ERROR_DESCRIPTIONS = {
-    401: ("The credentials were refused: an Authorization header that is not 'Bearer <token>', a token that is "
-          "unknown or revoked or whose user is disabled, or an X-Actor header naming a reserved name"),
+    401: ("No credentials, or they were refused: send 'Authorization: Bearer <token>'; a token that is unknown or "
+          "revoked or whose user is disabled is refused"),
     400: "The request could not be read: not UTF-8, not JSON, nested too deeply, or malformed text",
     403: "The acting user may not do this",
     404: "No such resource",
@@ -62,6 +66,7 @@ class ApiBlueprint(Blueprint):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.before_request(require_credentials)
         self.before_request(check_request)
 
     def errors(self, *statuses: int, **described: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -99,13 +104,29 @@ def _flatten_locations(errors: dict[str, Any]) -> dict[str, Any]:
 
 
 def authenticate_request() -> None:
-    """Before any view: decide who acts (app.auth.request_actor), so refused credentials are a 401 whatever
-    the view, and commit the token's last-use time now, while the session holds nothing else."""
+    """Before any view (pages too): decide who acts (app.auth.request_actor), so refused credentials are a 401
+    whatever the view, and commit the token's last-use time now, while the session holds nothing else.
+    Anonymous requests pass here; the hooks of the API (require_credentials) and of the pages refuse them."""
     if "Authorization" in request.headers:
         with unit_of_work():  # the token's last-use time, committed before the view's own unit of work
             request_actor()
     else:
         request_actor()
+
+
+def require_credentials() -> None:
+    """Before every API view: an anonymous request is a 401 (only the OpenAPI document, served by its own
+    blueprint, is public). A browser calling with its signed-in session (no token) must send the session's
+    CSRF token in the X-CSRFToken header with every unsafe method, as the pages' forms do."""
+    if request_actor() == NOBODY:
+        raise AuthenticationError("this request needs credentials: send 'Authorization: Bearer <token>' (an "
+                                  "administrator issues tokens: `flask --app wsgi users token NAME`)")
+    if request.method in UNSAFE_METHODS and actor_source() == "session":
+        try:
+            validate_csrf(request.headers.get(CSRF_HEADER))
+        except ValidationError as exc:
+            raise ServiceError(f"a request made with a signed-in session must send the session's CSRF token in "
+                               f"the {CSRF_HEADER} header: {exc}") from None
 
 
 def handle_service_error(exc: ServiceError) -> ResponseReturnValue:

@@ -98,9 +98,6 @@ def check_request() -> None:
                  if (problem := text_problem(value))]
     problems += [((name,), problem) for name, value in (request.view_args or {}).items()
                  if isinstance(value, str) and (problem := text_problem(value))]
-    actor = request.headers.get("X-Actor")
-    if actor is not None and (problem := text_problem(actor)):
-        problems.append((("X-Actor",), problem))
     if problems:
         raise InvalidDataError("the request has values that cannot be accepted", errors=nest_errors(problems))
     g.api_json = _NO_BODY

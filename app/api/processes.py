@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask.views import MethodView
 
-from app.api.common import ApiBlueprint
+from app.api.common import ApiBlueprint, current_actor
 from app.api.schemas import ProcessSchema
 from app.processes import service as processes
 from app.processes.models import ProcessVersion
@@ -20,7 +20,7 @@ class Processes(MethodView):
     @blp.errors()
     def get(self) -> list[ProcessVersion]:
         """The latest version of every deployed process."""
-        return processes.list_processes()
+        return processes.list_processes(actor=current_actor())
 
 
 @blp.route("/<process_id>/versions")
@@ -31,4 +31,4 @@ class ProcessVersions(MethodView):
     @blp.errors()
     def get(self, process_id: str) -> list[ProcessVersion]:
         """Every version of a process, newest first."""
-        return processes.list_versions(process_id)
+        return processes.list_versions(process_id, actor=current_actor())

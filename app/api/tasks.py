@@ -24,7 +24,8 @@ class Tasks(MethodView):
     @blp.errors()
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """List tasks (filters: role, assignee, case_id, state; paginated; most urgent first)."""
-        items, total = tasks.list_work_items(role=args.get("role"), assignee=args.get("assignee"),
+        items, total = tasks.list_work_items(actor=current_actor(),
+                                             role=args.get("role"), assignee=args.get("assignee"),
                                              case_id=args.get("case_id"), state=args["state"],
                                              page=args["page"], per_page=args["per_page"])
         return {"items": items, "total": total, "page": args["page"], "per_page": args["per_page"]}
@@ -38,8 +39,8 @@ class TaskResource(MethodView):
     @blp.errors(e404="Unknown task")
     def get(self, task_id: int) -> tasks.WorkItemDetail:
         """A task with its record form definition and the process data it sees."""
-        item = tasks.get_work_item(task_id)
-        return tasks.task_detail(item)
+        actor = current_actor()
+        return tasks.task_detail(tasks.get_work_item(task_id, actor=actor), actor=actor)
 
 
 @blp.route("/<id:task_id>/claim")
@@ -51,9 +52,10 @@ class TaskClaim(MethodView):
                 e404="Unknown task", e409="The task is no longer ready or claimed by someone else")
     def post(self, task_id: int) -> tasks.WorkItemDetail:
         """Assign the task to the acting user."""
+        actor = current_actor()
         with unit_of_work():
-            item = tasks.claim_work_item(work_item_id=task_id, actor=current_actor())
-        return tasks.task_detail(item)
+            item = tasks.claim_work_item(work_item_id=task_id, actor=actor)
+        return tasks.task_detail(item, actor=actor)
 
 
 @blp.route("/<id:task_id>/complete")

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import select
 
 from app.audit.models import CaseEvent
+from app.auth import Actor, require
 from app.engine import now
 from app.extensions import db
 
@@ -20,8 +21,10 @@ def record_event(*, case: Any, type: str, actor: str, payload: dict[str, Any] | 
     return event
 
 
-def completed_task_data(*, case_id: int, work_item_id: int) -> dict[str, Any] | None:
-    """The record submitted when a work item was completed, from the case's history (None if never)."""
+def completed_task_data(*, actor: Actor, case_id: int, work_item_id: int) -> dict[str, Any] | None:
+    """The record submitted when a work item was completed, from the case's history (cases.read; None if
+    never)."""
+    require(actor, "cases.read")
     events = db.session.scalars(select(CaseEvent).where(CaseEvent.case_id == case_id,
                                                         CaseEvent.type == "task_completed")
                                 .order_by(CaseEvent.seq.desc()))
@@ -32,8 +35,9 @@ def completed_task_data(*, case_id: int, work_item_id: int) -> dict[str, Any] | 
     return None
 
 
-def list_events(*, case_id: int, after_seq: int = 0, limit: int | None = None) -> list[CaseEvent]:
-    """The case's events in order, optionally after a sequence number."""
+def list_events(*, actor: Actor, case_id: int, after_seq: int = 0, limit: int | None = None) -> list[CaseEvent]:
+    """The case's events in order, optionally after a sequence number (cases.read)."""
+    require(actor, "cases.read")
     query = (select(CaseEvent).where(CaseEvent.case_id == case_id, CaseEvent.seq > after_seq)
              .order_by(CaseEvent.seq))
     if limit:

@@ -12,7 +12,7 @@ from sqlalchemy.orm import selectinload, undefer
 from sqlalchemy.orm.attributes import flag_modified
 
 from app.audit.service import record_event
-from app.auth import TIMER, Actor
+from app.auth import TIMER, Actor, require
 from app.cases.models import CHANNELS, PRIORITIES, Case
 from app.engine import (
     EngineError,
@@ -23,7 +23,7 @@ from app.engine import (
     get_engine,
     now,
 )
-from app.errors import InvalidDataError, NotFoundError, PermissionDeniedError, ProcessFailedError
+from app.errors import InvalidDataError, NotFoundError, ProcessFailedError
 from app.extensions import db
 from app.inputs import ID_MESSAGE, MAX_ID
 from app.processes.service import case_prefix, definition_for, definition_of, latest_version
@@ -53,9 +53,9 @@ def _iso(moment: datetime | None) -> str | None:
 def open_case(*, actor: Actor, process_id: str, reported_at: datetime, channel: str, description: str,
               title: str | None = None, priority: str = "normal", customer_id: int | None = None,
               equipment_id: int | None = None, data: dict[str, Any] | None = None) -> CaseDetail:
-    """Open a case on the latest version of a process and run it to its first wait."""
-    if not actor.can_open_cases and not actor.has_role("system"):
-        raise PermissionDeniedError("you may not open cases")
+    """Open a case on the latest version of a process and run it to its first wait (cases.open; the
+    system opens the cases of recurring processes)."""
+    require(actor, "cases.open")
     version = latest_version(process_id)
     if version is None:
         raise InvalidDataError(f"process '{process_id}' is not deployed",
@@ -129,11 +129,12 @@ def open_case(*, actor: Actor, process_id: str, reported_at: datetime, channel: 
         raise ProcessFailedError(f"the process could not start: {exc}") from exc
     stored = store_instance(case, instance, actor=actor, leading_events=[opened], new=True)
     case.number = number
-    return case_detail(case, stored)
+    return _detail(case, stored)
 
 
-def get_case(case_id: int) -> Case:
-    """A case by id (NotFoundError if unknown)."""
+def get_case(case_id: int, *, actor: Actor) -> Case:
+    """A case by id (cases.read; NotFoundError if unknown)."""
+    require(actor, "cases.read")
     case = db.session.get(Case, case_id)
     if case is None:
         raise NotFoundError(f"case {case_id} does not exist")
@@ -177,10 +178,11 @@ def _take_write_lock(case: Case) -> None:
         db.session.flush()
 
 
-def list_cases(*, status: str | None = None, process_id: str | None = None, text: str | None = None,
+def list_cases(*, actor: Actor, status: str | None = None, process_id: str | None = None, text: str | None = None,
                customer_id: int | None = None, equipment_id: int | None = None,
                page: int = 1, per_page: int = 25) -> tuple[list[Case], int]:
-    """Cases matching the filters, newest first, one page at a time, with the total count."""
+    """Cases matching the filters, newest first, one page at a time, with the total count (cases.read)."""
+    require(actor, "cases.read")
     query = select(Case)
     if status:
         query = query.where(Case.status == status)
@@ -341,19 +343,30 @@ def _urgency(item: WorkItem) -> tuple[bool, Any, int]:
     return (item.due_at is None, item.due_at or now(), item.id or 0)
 
 
-def case_detail(case: Case, stored: StoreResult | None = None) -> CaseDetail:
-    """The case with its ready work items (most urgent first) and waiting deadlines; after a store,
-    straight from what the store already holds."""
+def case_detail(case: Case, *, actor: Actor, stored: StoreResult | None = None) -> CaseDetail:
+    """The case with its ready work items (most urgent first) and waiting deadlines (cases.read); after a
+    store, straight from what the store already holds."""
+    require(actor, "cases.read")
+    return _detail(case, stored)
+
+
+def _detail(case: Case, stored: StoreResult | None) -> CaseDetail:
+    """case_detail without the permission check: for the services that just stored the case for the actor."""
     if stored is not None:
         return CaseDetail(case, sorted(stored.open_items, key=_urgency),
                           sorted(stored.waiting_timers, key=lambda t: t.due_at))
     items = list(db.session.scalars(select(WorkItem).where(WorkItem.case_id == case.id, WorkItem.state == "ready")
                                     .order_by(WorkItem.due_at.is_(None), WorkItem.due_at, WorkItem.id)))
-    return CaseDetail(case, items, open_deadlines(case))
+    return CaseDetail(case, items, _waiting_timers(case))
 
 
-def open_deadlines(case: Case) -> list[Timer]:
-    """The case's waiting timers, soonest first."""
+def open_deadlines(case: Case, *, actor: Actor) -> list[Timer]:
+    """The case's waiting timers, soonest first (cases.read)."""
+    require(actor, "cases.read")
+    return _waiting_timers(case)
+
+
+def _waiting_timers(case: Case) -> list[Timer]:
     return list(db.session.scalars(select(Timer).where(Timer.case_id == case.id, Timer.state == "waiting")
                                    .order_by(Timer.due_at)))
 

@@ -10,10 +10,10 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import func, select
 
-from app.auth import Actor
+from app.auth import Actor, require
 from app.engine import Catalogue, ProcessDefinition, ProcessDefinitionError, get_engine, now
 from app.engine.parser import element_line, source_text
-from app.errors import InvalidDataError, NotFoundError, PermissionDeniedError
+from app.errors import InvalidDataError, NotFoundError
 from app.extensions import db
 from app.forms import FormRegistry
 from app.processes.models import ProcessVersion
@@ -156,9 +156,8 @@ def _store(checked: _Checked, *, actor: Actor, note: str) -> Deployment:
 
 
 def deploy_sources(sources: list[tuple[str, bytes]], *, actor: Actor, note: str = "") -> list[Deployment]:
-    """Deploy several files all or nothing: every file is checked before any is stored."""
-    if not actor.has_role("admin", "system"):
-        raise PermissionDeniedError("only admins deploy process versions")
+    """Deploy several files all or nothing (processes.deploy): every file is checked before any is stored."""
+    require(actor, "processes.deploy")
     errors = {field: [f"is {len(value)} characters long; at most {_limit(column)} are allowed"]
               for field, value, column in (("note", note, ProcessVersion.__table__.c.note),
                                            ("deployed by", actor.username, ProcessVersion.__table__.c.deployed_by))
@@ -176,7 +175,8 @@ def deploy_sources(sources: list[tuple[str, bytes]], *, actor: Actor, note: str 
 
 
 def deploy_path(path: Path, *, actor: Actor, note: str = "") -> list[Deployment]:
-    """Deploy one .bpmn file, or every .bpmn file of a directory, all or nothing."""
+    """Deploy one .bpmn file, or every .bpmn file of a directory, all or nothing (processes.deploy)."""
+    require(actor, "processes.deploy")
     if path.is_dir():
         files = sorted(path.glob("*.bpmn"))
         if not files:
@@ -195,21 +195,24 @@ def deploy_path(path: Path, *, actor: Actor, note: str = "") -> list[Deployment]
 
 
 def latest_version(process_id: str) -> ProcessVersion | None:
-    """The newest deployed version of a process, or None."""
+    """The newest deployed version of a process, or None. For the services only (opening a case, deploying):
+    no permission check, so no controller calls it."""
     return db.session.scalar(select(ProcessVersion).where(ProcessVersion.process_id == process_id)
                              .order_by(ProcessVersion.version.desc()).limit(1))
 
 
-def get_version(version_id: int) -> ProcessVersion:
-    """A version by id (NotFoundError if unknown)."""
+def get_version(version_id: int, *, actor: Actor) -> ProcessVersion:
+    """A version by id (processes.read; NotFoundError if unknown)."""
+    require(actor, "processes.read")
     version = db.session.get(ProcessVersion, version_id)
     if version is None:
         raise NotFoundError(f"process version {version_id} does not exist")
     return version
 
 
-def list_processes() -> list[ProcessVersion]:
-    """The latest version of every deployed process, by process id."""
+def list_processes(*, actor: Actor) -> list[ProcessVersion]:
+    """The latest version of every deployed process, by process id (processes.read)."""
+    require(actor, "processes.read")
     newest = (select(ProcessVersion.process_id, func.max(ProcessVersion.version).label("v"))
               .group_by(ProcessVersion.process_id).subquery())
     return list(db.session.scalars(
@@ -218,20 +221,23 @@ def list_processes() -> list[ProcessVersion]:
         .order_by(ProcessVersion.process_id)))
 
 
-def list_versions(process_id: str) -> list[ProcessVersion]:
-    """Every version of a process, newest first."""
+def list_versions(process_id: str, *, actor: Actor) -> list[ProcessVersion]:
+    """Every version of a process, newest first (processes.read)."""
+    require(actor, "processes.read")
     return list(db.session.scalars(select(ProcessVersion).where(ProcessVersion.process_id == process_id)
                                    .order_by(ProcessVersion.version.desc())))
 
 
 def definition_of(version: ProcessVersion) -> ProcessDefinition:
-    """The engine definition of a version, restored once per process and cached."""
+    """The engine definition of a version, restored once per process and cached (for the services that
+    run cases: no permission check, so no controller calls it)."""
     return definition_for(version.id)
 
 
 def definition_for(version_id: int) -> ProcessDefinition:
-    """The engine definition of a version by id. Versions are immutable and never deleted, so the id
-    alone is a safe cache key and a cache hit reads nothing from the database."""
+    """The engine definition of a version by id (for the services that run cases: no permission check).
+    Versions are immutable and never deleted, so the id alone is a safe cache key and a cache hit reads
+    nothing from the database."""
     def stored() -> str:
         spec = db.session.scalar(select(ProcessVersion.spec_json).where(ProcessVersion.id == version_id))
         if spec is None:

@@ -6,30 +6,35 @@ from datetime import date
 
 from sqlalchemy import func, or_, select
 
+from app.auth import Actor, require
 from app.engine import now
 from app.errors import NotFoundError
 from app.extensions import db
 from app.registry.models import Customer, Equipment
 
 
-def get_customer(customer_id: int) -> Customer:
-    """A customer by id (NotFoundError if unknown)."""
+def get_customer(customer_id: int, *, actor: Actor) -> Customer:
+    """A customer by id (registry.read; NotFoundError if unknown)."""
+    require(actor, "registry.read")
     customer = db.session.get(Customer, customer_id)
     if customer is None:
         raise NotFoundError(f"customer {customer_id} does not exist")
     return customer
 
 
-def get_equipment(equipment_id: int) -> Equipment:
-    """A piece of equipment by id (NotFoundError if unknown)."""
+def get_equipment(equipment_id: int, *, actor: Actor) -> Equipment:
+    """A piece of equipment by id (registry.read; NotFoundError if unknown)."""
+    require(actor, "registry.read")
     equipment = db.session.get(Equipment, equipment_id)
     if equipment is None:
         raise NotFoundError(f"equipment {equipment_id} does not exist")
     return equipment
 
 
-def list_equipment(*, text: str | None = None, limit: int = 200) -> list[Equipment]:
-    """Equipment with its customer, optionally filtered by serial, model, site or customer name."""
+def list_equipment(*, actor: Actor, text: str | None = None, limit: int = 200) -> list[Equipment]:
+    """Equipment with its customer, optionally filtered by serial, model, site or customer name
+    (registry.read)."""
+    require(actor, "registry.read")
     query = select(Equipment).join(Customer)
     if text:
         pattern = f"%{text.lower()}%"

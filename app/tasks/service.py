@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from app.audit.service import record_event
-from app.auth import Actor
+from app.auth import Actor, require
 from app.cases.service import (
     CaseDetail,
     case_detail,
@@ -36,15 +36,21 @@ def forms() -> FormRegistry:
     return current_app.extensions["servicecase.forms"]
 
 
-def form_of(item: WorkItem) -> FormDefinition | None:
-    """The record form of a work item, or None for a task without one."""
+def form_of(item: WorkItem, *, actor: Actor) -> FormDefinition | None:
+    """The record form of a work item, or None for a task without one (tasks.read)."""
+    require(actor, "tasks.read")
+    return _form_of(item)
+
+
+def _form_of(item: WorkItem) -> FormDefinition | None:
     return forms().get(item.form_key) if item.form_key else None
 
 
-def list_work_items(*, role: str | None = None, assignee: str | None = None, case_id: int | None = None,
+def list_work_items(*, actor: Actor, role: str | None = None, assignee: str | None = None, case_id: int | None = None,
                     state: str | None = "ready", page: int = 1,
                     per_page: int = 50) -> tuple[list[WorkItem], int]:
-    """Work items matching the filters, most urgent first, with the total count."""
+    """Work items matching the filters, most urgent first, with the total count (tasks.read)."""
+    require(actor, "tasks.read")
     if state is not None and state not in WORK_ITEM_STATES:
         raise InvalidDataError("unknown state", errors={"state": [f"must be one of {', '.join(WORK_ITEM_STATES)}"]})
     query = select(WorkItem)
@@ -64,8 +70,9 @@ def list_work_items(*, role: str | None = None, assignee: str | None = None, cas
     return items, total
 
 
-def get_work_item(work_item_id: int) -> WorkItem:
-    """A work item by id (NotFoundError if unknown)."""
+def get_work_item(work_item_id: int, *, actor: Actor) -> WorkItem:
+    """A work item by id (tasks.read; NotFoundError if unknown)."""
+    require(actor, "tasks.read")
     # An id beyond the id column cannot exist (and PostgreSQL would refuse the query).
     item = db.session.get(WorkItem, work_item_id) if 1 <= work_item_id <= MAX_ID else None
     if item is None:
@@ -85,11 +92,22 @@ class WorkItemDetail:
         return getattr(self.item, name)
 
 
-def task_detail(item: WorkItem) -> WorkItemDetail:
-    """The work item with its form and, while it is ready, the data it sees."""
-    form = form_of(item)
+def task_detail(item: WorkItem, *, actor: Actor) -> WorkItemDetail:
+    """The work item with its form and, while it is ready, the data it sees (tasks.read)."""
+    require(actor, "tasks.read")
+    form = _form_of(item)
     data = load_instance(item.case).task_data(item.task_id) if item.state == "ready" else {}
     return WorkItemDetail(item, form.to_json() if form else None, data)
+
+
+def _check_role(item: WorkItem, actor: Actor) -> None:
+    """Staff work the tasks of their own roles; supervisors may step in on any staff task."""
+    if not actor.can_work_on(item.role):
+        needed = sorted({item.role, "supervisor"} if item.role else {"supervisor"})
+        raise PermissionDeniedError(
+            f"{actor.username} may not work on task {item.id}: it is for the role {item.role or 'staff'}, "
+            "and only supervisors step in on the tasks of other roles",
+            errors={"permission": ["tasks.work"], "roles_needed": needed})
 
 
 def _check_ready(item: WorkItem) -> None:
@@ -98,11 +116,12 @@ def _check_ready(item: WorkItem) -> None:
 
 
 def claim_work_item(*, work_item_id: int, actor: Actor) -> WorkItem:
-    """Assign a ready task to the actor (claiming your own claimed task again is harmless)."""
+    """Assign a ready task to the actor (tasks.work, on a task of one of the actor's roles; claiming your
+    own claimed task again is harmless)."""
+    require(actor, "tasks.work")
     case, item = lock_case_for_work_item(work_item_id)
     _check_ready(item)
-    if not actor.can_work_on(item.role):
-        raise PermissionDeniedError(f"task {item.id} is for role '{item.role}'")
+    _check_role(item, actor)
     if item.assignee and item.assignee != actor.username and not actor.has_role("supervisor"):
         raise ConflictError(f"task {item.id} is already claimed by {item.assignee}")
     if item.assignee != actor.username:
@@ -119,7 +138,7 @@ def validate_task_data(item: WorkItem, data: Any) -> dict[str, Any]:
     """Validate submitted data against the task's record form and return the cleaned payload."""
     if not isinstance(data, dict):
         raise InvalidDataError("data must be a JSON object", errors={"data": ["must be an object"]})
-    form = form_of(item)
+    form = _form_of(item)
     if form is None:
         if data:
             raise InvalidDataError("this task takes no data", errors={"data": ["must be empty"]})
@@ -131,11 +150,12 @@ def validate_task_data(item: WorkItem, data: Any) -> dict[str, Any]:
 
 
 def complete_work_item(*, work_item_id: int, actor: Actor, data: Any) -> CaseDetail:
-    """Lock the case, check the task, validate the form, then complete → run → store."""
+    """Lock the case, check the task, validate the form, then complete → run → store (tasks.work, on a
+    task of one of the actor's roles)."""
+    require(actor, "tasks.work")
     case, item = lock_case_for_work_item(work_item_id)
     _check_ready(item)  # a finished task answers 409 whatever the data
-    if not actor.can_work_on(item.role):
-        raise PermissionDeniedError(f"task {item.id} is for role '{item.role}'")
+    _check_role(item, actor)
     if item.assignee and item.assignee != actor.username and not actor.has_role("supervisor"):
         raise ConflictError(f"task {item.id} is claimed by {item.assignee}")
     cleaned = validate_task_data(item, data)
@@ -151,4 +171,4 @@ def complete_work_item(*, work_item_id: int, actor: Actor, data: Any) -> CaseDet
     completion = ("task_completed", {"work_item_id": item.id, "task_id": item.task_id, "task_spec": item.task_spec,
                                      "name": item.name, "form_key": item.form_key, "data": cleaned})
     stored = store_instance(case, instance, actor=actor, completed=item, leading_events=[completion])
-    return case_detail(case, stored)
+    return case_detail(case, actor=actor, stored=stored)

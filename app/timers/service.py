@@ -22,10 +22,10 @@ from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
 from app.audit.service import record_event
-from app.auth import TIMER, Actor
+from app.auth import TIMER, Actor, require
 from app.cases.service import load_instance, lock_case, store_instance
 from app.engine import ScriptError, now
-from app.errors import NotFoundError, PermissionDeniedError
+from app.errors import NotFoundError
 from app.extensions import db, timer_queue
 from app.timers.models import Timer
 from app.timers.scheduling import DUE_KEY, arm_timers, enqueue_fire_job, job_id_for, note_timer_changes
@@ -133,9 +133,8 @@ def mark_failed(*, timer_id: int, error: str) -> None:
 
 
 def retry_timer(*, timer_id: int, actor: Actor) -> Timer:
-    """Put a failed timer back to waiting and fire it again (admins, after fixing the cause)."""
-    if not actor.has_role("admin"):
-        raise PermissionDeniedError("only admins retry failed timers")
+    """Put a failed timer back to waiting and fire it again (timers.manage: admins, after fixing the cause)."""
+    require(actor, "timers.manage")
     timer = db.session.get(Timer, timer_id)
     if timer is None:
         raise NotFoundError(f"timer {timer_id} does not exist")
@@ -244,8 +243,9 @@ class QueueStatus:
     error: str | None = None
 
 
-def queue_status(*, failed_limit: int = 50) -> QueueStatus:
-    """Queue depth, scheduled/started/failed counts and the latest failed jobs with their error."""
+def queue_status(*, actor: Actor, failed_limit: int = 50) -> QueueStatus:
+    """Queue depth, scheduled/started/failed counts and the latest failed jobs with their error (timers.read)."""
+    require(actor, "timers.read")
     try:
         queue = timer_queue()
         failed = FailedJobRegistry(queue=queue)
@@ -266,7 +266,8 @@ def queue_status(*, failed_limit: int = 50) -> QueueStatus:
         return QueueStatus(0, 0, 0, 0, [], error=str(exc))
 
 
-def pending_timers(*, limit: int = 200) -> list[Timer]:
-    """Waiting and failed timers, soonest first."""
+def pending_timers(*, actor: Actor, limit: int = 200) -> list[Timer]:
+    """Waiting and failed timers, soonest first (timers.read)."""
+    require(actor, "timers.read")
     return list(db.session.scalars(select(Timer).where(Timer.state.in_(("waiting", "failed")))
                                    .options(selectinload(Timer.case)).order_by(Timer.due_at).limit(limit)))

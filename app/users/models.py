@@ -23,6 +23,8 @@ class User(db.Model):  # type: ignore[name-defined,misc]
     disabled: Mapped[bool] = mapped_column(default=False)  # a disabled user cannot sign in or use tokens
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)  # when the user was created
     last_sign_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # last successful sign-in
+    # Sessions carry the generation they began in; raising it (sign-out, disabling) ends them all.
+    session_generation: Mapped[int] = mapped_column(default=0, server_default="0")
 
     roles: Mapped[list[UserRole]] = relationship(back_populates="user", cascade="all, delete-orphan",
                                                  lazy="selectin", order_by="UserRole.role")

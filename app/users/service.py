@@ -9,6 +9,7 @@ import string
 import unicodedata
 from collections.abc import Iterable
 from datetime import timedelta
+from functools import cache
 from typing import Any
 
 from argon2 import PasswordHasher, Type
@@ -16,12 +17,13 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
-from app.auth import RESERVED_NAMES, ROLES, Actor, AuthenticationError, is_reserved_name, require
+from app.auth import RESERVED_NAMES, ROLE_NAMES, ROLES, Actor, AuthenticationError, is_reserved_name, require
 from app.engine import now
 from app.errors import ConflictError, InvalidDataError, NotFoundError
 from app.extensions import db
 from app.users.models import ApiToken, User, UserEvent, UserRole
 
+ANONYMOUS = Actor("anonymous", frozenset())  # who a failed sign-in's event names as its actor
 MAX_USERNAME = 100  # the history's actor column holds 100 characters
 MIN_PASSWORD = 8
 MAX_PASSWORD = 1024  # hashing is deliberately slow; do not let a request make it hash megabytes
@@ -36,6 +38,10 @@ _hasher = PasswordHasher(type=Type.ID)
 
 def _require_admin(actor: Actor) -> None:
     require(actor, "users.manage")
+
+
+class SignInRefusedError(AuthenticationError):
+    """A sign-in with a wrong user name or password, or of a disabled user."""
 
 
 def _record(*, type: str, username: str, actor: Actor, payload: dict[str, Any] | None = None) -> UserEvent:
@@ -64,10 +70,7 @@ def check_new_user(*, username: str, roles: Iterable[str]) -> str:
     if is_reserved_name(name):
         raise InvalidDataError(f"the user name {name!r} is reserved: {', '.join(sorted(RESERVED_NAMES))} "
                                "are the system's own names", errors={"username": ["reserved"]})
-    unknown = sorted(set(roles) - set(ROLES))
-    if unknown:
-        raise InvalidDataError(f"unknown role{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
-                               f"the roles are: {', '.join(ROLES)}", errors={"roles": unknown})
+    check_roles(roles)
     if db.session.scalar(select(User.id).where(User.username == name)) is not None:
         raise ConflictError(f"a user named {name!r} already exists", errors={"username": ["taken"]})
     return name
@@ -107,8 +110,9 @@ def get_user(*, username: str) -> User:
     return user
 
 
-def list_users() -> list[User]:
+def list_users(*, actor: Actor) -> list[User]:
     """Every user with their roles and tokens, by name."""
+    require(actor, "users.read")
     return list(db.session.scalars(select(User).options(joinedload(User.tokens)).order_by(User.username))
                 .unique())
 
@@ -134,14 +138,118 @@ def disable_user(*, username: str, actor: Actor) -> User:
     if user.disabled:
         raise ConflictError(f"user {user.username!r} is already disabled")
     user.disabled = True
+    user.session_generation += 1  # every signed-in session of the user ends with its next request
     _record(type="user_disabled", username=user.username, actor=actor)
+    db.session.flush()
+    return user
+
+
+def check_roles(roles: Iterable[str]) -> list[str]:
+    """``roles`` sorted and without repeats; InvalidDataError naming the ones that do not exist."""
+    chosen = sorted(set(roles))
+    unknown = [role for role in chosen if role not in ROLES]
+    if unknown:
+        raise InvalidDataError(f"unknown role{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
+                               f"the roles are: {', '.join(ROLES)}", errors={"roles": unknown})
+    return chosen
+
+
+def set_roles(*, username: str, roles: Iterable[str], actor: Actor) -> User:
+    """Give the user exactly ``roles`` (none is allowed: the user then may do nothing); their sessions and
+    tokens act with the new roles from their next request."""
+    _require_admin(actor)
+    chosen = check_roles(roles)
+    user = get_user(username=username)
+    before = user.role_names
+    if before == chosen:
+        return user
+    user.roles = [role for role in user.roles if role.role in chosen]
+    user.roles.extend(UserRole(role=role) for role in chosen if role not in before)
+    _record(type="user_roles_set", username=user.username, actor=actor, payload={"before": before, "roles": chosen})
     db.session.flush()
     return user
 
 
 def actor_for(user: User) -> Actor:
     """The actor a user acts as: their name and roles."""
-    return Actor(user.username, frozenset(user.role_names))
+    return Actor(user.username, frozenset(user.role_names), user.display_name)
+
+
+# The demo users of a development installation: one per role, with the name of the role.
+DEMO_USERS = {
+    "agent": "Li Na", "engineer": "Wang Lei", "regional_engineer": "Zhang Wei", "technical_dept": "Chen Jing",
+    "supervisor": "Liu Yang", "warehouse": "Zhao Min", "process_owner": "Sun Hao", "admin": "Zhou Xin",
+    "auditor": "Wu Fang",
+}
+
+
+def ensure_demo_users(*, password: str, actor: Actor) -> list[User]:
+    """The demo users (one per role, named after it), created with ``password`` where missing; existing ones
+    are left as they are. Development only: the caller checks the environment."""
+    _require_admin(actor)
+    found = []
+    for role, display_name in DEMO_USERS.items():
+        user = db.session.scalar(select(User).where(User.username == role))
+        if user is None:
+            user = create_user(username=role, password=password, roles=[role], actor=actor,
+                               display_name=f"{display_name} ({ROLE_NAMES[role].lower()})")
+        found.append(user)
+    return found
+
+
+@cache
+def _dummy_hash() -> str:
+    """An argon2id hash no password matches, so an unknown user name costs the same time as a wrong password."""
+    return _hasher.hash(secrets.token_urlsafe(16))
+
+
+def sign_in(*, username: str, password: str, address: str) -> User:
+    """The user whose name and password these are, their last sign-in time set and ``signed_in`` recorded;
+    SignInRefusedError (``sign_in_failed`` recorded, with the reason and address) for an unknown name, a
+    wrong password or a disabled user. Unknown names hash a dummy password so they take as long as wrong
+    passwords. Called by the sign-in page, before anyone acts, so it takes no actor."""
+    name = normalize_username(username)[:MAX_USERNAME]
+    user = db.session.scalar(select(User).where(User.username == name)) if name else None
+    if user is None:
+        try:
+            _hasher.verify(_dummy_hash(), password[:MAX_PASSWORD])
+        except (VerificationError, InvalidHashError):
+            pass
+        reason = "unknown user name"
+    elif not verify_password(user=user, password=password):
+        reason = "wrong password"
+    elif user.disabled:
+        reason = "user disabled"
+    else:
+        user.last_sign_in_at = now()
+        _record(type="signed_in", username=user.username, actor=actor_for(user), payload={"address": address})
+        db.session.flush()
+        return user
+    _record(type="sign_in_failed", username=name or "?", actor=ANONYMOUS,
+            payload={"reason": reason, "address": address})
+    db.session.flush()
+    if reason == "user disabled":
+        raise SignInRefusedError(f"the user {name!r} is disabled; ask an administrator")
+    raise SignInRefusedError("the user name or the password is wrong")
+
+
+def sign_out(*, actor: Actor, address: str) -> None:
+    """End every session of the acting user (its generation moves on) and record ``signed_out``."""
+    user = db.session.scalar(select(User).where(User.username == actor.username)) if actor.username else None
+    if user is None:
+        return
+    user.session_generation += 1
+    _record(type="signed_out", username=user.username, actor=actor, payload={"address": address})
+    db.session.flush()
+
+
+def session_actor(*, user_id: int, generation: int) -> Actor | None:
+    """The actor of a signed-in session: the user with the roles they hold now; None when the user is gone or
+    disabled or the session's generation is over (signed out, disabled). One indexed query."""
+    user = db.session.scalar(select(User).where(User.id == user_id).options(joinedload(User.roles)))
+    if user is None or user.disabled or user.session_generation != generation:
+        return None
+    return actor_for(user)
 
 
 def _digest(secret: str) -> str:

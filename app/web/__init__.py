@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Flask, has_request_context
+from flask import Blueprint, Flask, g, has_request_context
+from flask_wtf.csrf import generate_csrf
 
+from app.auth import CSRF_TOKEN_CACHE
 from app.engine import now
 from app.inputs import install_id_converter
-from app.web.common import current_actor
-from app.web.csrf import FIELD_NAME, csrf_token
+from app.web.common import CSRF_FIELD_NAME, csrf, current_actor
 from app.web.errors import register_app_errors
 from app.web.filters import register_filters
 
@@ -20,22 +21,33 @@ assets = Blueprint("web", __name__, template_folder="templates", static_folder="
 
 def _page_context() -> dict[str, Any]:
     """What the layout needs on every page: the acting user, the CSRF token, the system time."""
-    context: dict[str, Any] = {"csrf_token": csrf_token, "csrf_field_name": FIELD_NAME, "clock_now": now()}
+    context: dict[str, Any] = {"csrf_token": generate_csrf, "csrf_field_name": CSRF_FIELD_NAME, "clock_now": now()}
     if has_request_context():
         context["actor"] = current_actor()
     return context
 
 
+def _forget_cached_csrf_token() -> None:
+    """Flask-WTF caches the request's CSRF token in flask.g, which belongs to the app context; where several
+    requests share one (tests, a CLI that calls the app) each must derive the token from its own session."""
+    g.pop(CSRF_TOKEN_CACHE, None)
+
+
 def register_web(app: Flask) -> None:
-    """Register the page blueprints, their filters, CSRF check and error pages."""
+    """Register the page blueprints, their filters, sign-in, CSRF check and error pages."""
     from app.web.admin import bp as admin_bp
     from app.web.cases import bp as cases_bp
+    from app.web.signin import bp as signin_bp
+    from app.web.signin import install_sign_in
     from app.web.tasks import bp as tasks_bp
     from app.web.worklist import bp as worklist_bp
 
     install_id_converter(app.url_map)
+    csrf.init_app(app)  # checked by the page blueprints' hook (WTF_CSRF_CHECK_DEFAULT is off)
+    app.before_request(_forget_cached_csrf_token)
+    install_sign_in(app)
     app.register_blueprint(assets)
-    for blueprint in (worklist_bp, cases_bp, tasks_bp, admin_bp):
+    for blueprint in (signin_bp, worklist_bp, cases_bp, tasks_bp, admin_bp):
         app.register_blueprint(blueprint)
     register_filters(app)
     app.context_processor(_page_context)

@@ -5,26 +5,23 @@ from __future__ import annotations
 from flask import current_app, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
+from app.auth import ROLE_NAMES, ROLES
 from app.engine import parse_duration
-from app.errors import PermissionDeniedError
 from app.timers import service as timers
 from app.timers import simulation
 from app.uow import unit_of_work
+from app.users import service as users
 from app.web.common import current_actor, page_blueprint
 
 bp = page_blueprint("admin", __name__, url_prefix="/admin")
 
 
-def _require_admin() -> None:
-    if not current_actor().has_role("admin"):
-        raise PermissionDeniedError("this page is for admins")
-
-
 @bp.get("/timers")
 def timers_page() -> str:
     """Waiting and failed timers, the queue's depth and its failed jobs with their error."""
-    _require_admin()
-    return render_template("admin/timers.html", timers=timers.pending_timers(), queue=timers.queue_status(),
+    actor = current_actor()
+    return render_template("admin/timers.html", timers=timers.pending_timers(actor=actor),
+                           queue=timers.queue_status(actor=actor),
                            simulated=current_app.config["CLOCK"] == "simulated",
                            offset=simulation.clock_offset())
 
@@ -41,7 +38,6 @@ def retry(timer_id: int) -> Response:
 @bp.post("/clock")
 def advance_clock() -> Response:
     """Move the simulated clock forward (development and testing only) and fire what became due."""
-    _require_admin()
     text = request.form.get("by", "").strip()
     try:
         delta = parse_duration(text)
@@ -52,3 +48,10 @@ def advance_clock() -> Response:
     moved_to, fired = simulation.advance_clock(by=delta, actor=current_actor())
     flash(f"The clock moved to {moved_to:%Y-%m-%d %H:%M} UTC; {len(fired)} timer(s) fired.", "success")
     return redirect(url_for("admin.timers_page"))
+
+
+@bp.get("/users")
+def users_page() -> str:
+    """Users with their roles, state, last sign-in and tokens (admins and auditors)."""
+    return render_template("admin/users.html", users=users.list_users(actor=current_actor()), roles=ROLES,
+                           role_names=ROLE_NAMES)

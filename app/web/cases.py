@@ -36,17 +36,20 @@ PRIORITY_WORDS = {"normal": "Normal", "high": "High", "emergency": "Emergency (f
 def index() -> str:
     """Cases, newest first, filtered by status, process and text."""
     args = load_query(CaseListQuerySchema())
-    items, total = cases.list_cases(status=args["status"], process_id=args["process"], text=args["text"],
+    actor = current_actor()
+    items, total = cases.list_cases(actor=actor,
+                                    status=args["status"], process_id=args["process"], text=args["text"],
                                     page=args["page"], per_page=args["per_page"])
     return render_template("cases/index.html", page=Pagination(items, total, args["page"], args["per_page"]),
-                           statuses=CASE_STATUSES, processes=list_processes(), filters=args)
+                           statuses=CASE_STATUSES, processes=list_processes(actor=actor), filters=args)
 
 
 def _new_case_form(values: dict[str, Any], errors: dict[str, Any], status: int = 200) -> ResponseReturnValue:
     """The new-case form with ``values`` kept and ``errors`` shown at their fields."""
+    actor = current_actor()
     return render_template(
-        "cases/new.html", values=values, errors=errors, processes=list_processes(),
-        equipment=list_equipment(), channels=[(c, CHANNEL_WORDS.get(c, c)) for c in CHANNELS],
+        "cases/new.html", values=values, errors=errors, processes=list_processes(actor=actor),
+        equipment=list_equipment(actor=actor), channels=[(c, CHANNEL_WORDS.get(c, c)) for c in CHANNELS],
         priorities=[(p, PRIORITY_WORDS.get(p, p)) for p in PRIORITIES],
     ), status
 
@@ -143,7 +146,7 @@ def _record(event: CaseEvent) -> tuple[Markup | None, str | None]:
 def history(case_id: int) -> list[HistoryEntry]:
     """Every event of the case, in order, ready for the page."""
     entries = []
-    for event in list_events(case_id=case_id):
+    for event in list_events(actor=current_actor(), case_id=case_id):
         record, title = _record(event)
         entries.append(HistoryEntry(event=event, details=_details(event), record=record, record_title=title))
     return entries
@@ -158,7 +161,8 @@ def summary_rows(summary: dict[str, Any] | None) -> list[tuple[str, str]]:
 @bp.get("/<id:case_id>")
 def detail(case_id: int) -> str:
     """A case: its details, open tasks, deadlines and complete history."""
-    case = cases.case_detail(cases.get_case(case_id))
+    actor = current_actor()
+    case = cases.case_detail(cases.get_case(case_id, actor=actor), actor=actor)
     equipment = case.equipment
     warranty_open = bool(equipment and equipment.warranty_ends_on
                          and equipment.warranty_ends_on >= now().astimezone(UTC).date())

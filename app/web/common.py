@@ -1,4 +1,5 @@
-"""What every page shares: the acting user, list arguments and pagination."""
+"""What every page shares: the acting user (signed in, or sent to the sign-in page), the CSRF check, list
+arguments and pagination."""
 
 from __future__ import annotations
 
@@ -7,22 +8,58 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Blueprint, abort, request, url_for
+from flask import Blueprint, abort, redirect, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_wtf.csrf import CSRFError, CSRFProtect
 from marshmallow import Schema, ValidationError
+from werkzeug.wrappers import Response
 
-from app.auth import request_actor
+from app.auth import NOBODY, request_actor, session_expired
 from app.inputs import text_problem
-from app.web.csrf import check_csrf
-from app.web.errors import register_page_errors
+from app.web.errors import error_page, register_page_errors
+
+csrf = CSRFProtect()  # Flask-WTF: the token lives in the signed session, the form sends it as csrf_token
+CSRF_FIELD_NAME = "csrf_token"
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+CSRF_MESSAGE = ("The form could not be accepted: its security token is missing or out of date. "
+                "Go back, reload the page and submit it again.")
 
 
-def page_blueprint(name: str, import_name: str, url_prefix: str | None = None) -> Blueprint:
-    """A blueprint of pages: every POST checks the CSRF token, errors become pages in the layout."""
+def page_blueprint(name: str, import_name: str, url_prefix: str | None = None, *,
+                   public: bool = False) -> Blueprint:
+    """A blueprint of pages: anonymous visitors are sent to the sign-in page (unless ``public``), every POST
+    checks the CSRF token, errors become pages in the layout."""
     blueprint = Blueprint(name, import_name, url_prefix=url_prefix)
     blueprint.before_request(refuse_unstorable_text)
+    if not public:
+        blueprint.before_request(require_signed_in)
     blueprint.before_request(check_csrf)
     register_page_errors(blueprint)
+    blueprint.register_error_handler(CSRFError, handle_csrf_error)
     return blueprint
+
+
+def check_csrf() -> None:
+    """Refuse an unsafe request whose form does not send back its session's CSRF token (a 400 page)."""
+    if request.method in UNSAFE_METHODS:
+        csrf.protect()
+
+
+def handle_csrf_error(exc: CSRFError) -> ResponseReturnValue:
+    """A form without the session's token (stale page, another site, lost cookie): say what to do."""
+    return error_page(400, CSRF_MESSAGE)
+
+
+def require_signed_in() -> Response | None:
+    """Before every page but the sign-in page: send an anonymous visitor to sign in, then back here."""
+    if request_actor() != NOBODY:
+        return None
+    query = request.query_string.decode("utf-8", "replace")
+    target = request.path + (f"?{query}" if query else "")
+    args: dict[str, Any] = {"next": target} if target != "/" else {}
+    if session_expired():
+        args["expired"] = "1"
+    return redirect(url_for("signin.sign_in", **args))
 
 
 def refuse_unstorable_text() -> None:
@@ -37,7 +74,7 @@ def refuse_unstorable_text() -> None:
             abort(400, description=f"The value of '{name}' {problem}.")
 
 
-current_actor = request_actor  # the acting user (app.auth: a demo user until sign-in exists)
+current_actor = request_actor  # the acting user (app.auth: a token's or the signed-in session's user)
 
 
 def load_query(schema: Schema) -> dict[str, Any]:

@@ -27,7 +27,7 @@ def _form(item: WorkItem) -> tuple[FormDefinition | None, bool]:
         return None, False
     if item.form_key not in forms():
         return None, True
-    return tasks.form_of(item), False
+    return tasks.form_of(item, actor=current_actor()), False
 
 
 def _page(item: WorkItem, *, values: dict[str, Any] | None = None, errors: dict[str, Any] | None = None,
@@ -39,7 +39,7 @@ def _page(item: WorkItem, *, values: dict[str, Any] | None = None, errors: dict[
     if item.state == "ready" and form is not None:
         fields = render_form_fields(form, values, errors)
     elif item.state == "completed" and form is not None:
-        data = completed_task_data(case_id=item.case_id, work_item_id=item.id)
+        data = completed_task_data(actor=current_actor(), case_id=item.case_id, work_item_id=item.id)
         record = render_form_readonly(form, data) if data is not None else None
     return render_template("tasks/detail.html", item=item, case=item.case, form=form, fields=fields,
                            record=record, form_missing=form_missing, errors=errors or {},
@@ -54,13 +54,14 @@ def _conflict(item: WorkItem, message: str) -> ResponseReturnValue:
 @bp.get("/<id:task_id>")
 def detail(task_id: int) -> ResponseReturnValue:
     """A task with its record form (or, once done, what was recorded)."""
-    return _page(tasks.get_work_item(task_id))
+    return _page(tasks.get_work_item(task_id, actor=current_actor()))
 
 
 @bp.post("/<id:task_id>")
 def complete(task_id: int) -> ResponseReturnValue:
     """Submit the record form; the process runs on and the case page shows where it went."""
-    item = tasks.get_work_item(task_id)
+    actor = current_actor()
+    item = tasks.get_work_item(task_id, actor=actor)
     if item.state != "ready":
         return _conflict(item, f"This task was {item.state} already.")
     form, form_missing = _form(item)
@@ -71,13 +72,13 @@ def complete(task_id: int) -> ResponseReturnValue:
     name, case_id = item.name, item.case_id
     try:
         with unit_of_work():
-            tasks.complete_work_item(work_item_id=item.id, actor=current_actor(), data=data)
+            tasks.complete_work_item(work_item_id=item.id, actor=actor, data=data)
     except (InvalidDataError, ProcessFailedError) as exc:
         # Entered values are kept: a form error is fixed at its field, a process failure can be retried.
         errors = exc.errors or {"_schema": [exc.message]}
-        return _page(tasks.get_work_item(task_id), values=data, errors=errors, status=422)
+        return _page(tasks.get_work_item(task_id, actor=actor), values=data, errors=errors, status=422)
     except ConflictError as exc:
-        return _conflict(tasks.get_work_item(task_id), exc.message)
+        return _conflict(tasks.get_work_item(task_id, actor=actor), exc.message)
     flash(f"“{name}” completed.", "success")
     return redirect(url_for("cases.detail", case_id=case_id))
 
@@ -85,11 +86,12 @@ def complete(task_id: int) -> ResponseReturnValue:
 @bp.post("/<id:task_id>/claim")
 def claim(task_id: int) -> ResponseReturnValue:
     """Take the task: it is assigned to the acting user."""
-    item = tasks.get_work_item(task_id)
+    actor = current_actor()
+    item = tasks.get_work_item(task_id, actor=actor)
     try:
         with unit_of_work():
-            tasks.claim_work_item(work_item_id=item.id, actor=current_actor())
+            tasks.claim_work_item(work_item_id=item.id, actor=actor)
     except ConflictError as exc:
-        return _conflict(tasks.get_work_item(task_id), exc.message)
+        return _conflict(tasks.get_work_item(task_id, actor=actor), exc.message)
     flash(f"You claimed “{item.name}”.", "success")
     return redirect(url_for("tasks.detail", task_id=task_id))

@@ -17,7 +17,8 @@ def index() -> str:
     """Ready work items, soonest deadline first."""
     args = load_query(WorklistQuerySchema())
     actor = current_actor()
-    items, total = tasks.list_work_items(role=args["role"], assignee=actor.username if args["mine"] else None,
+    items, total = tasks.list_work_items(actor=actor,
+                                         role=args["role"], assignee=actor.username if args["mine"] else None,
                                          state="ready", page=args["page"], per_page=args["per_page"])
     roles = list(ROLE_NAMES.items())
     page = Pagination(items, total, args["page"], args["per_page"])

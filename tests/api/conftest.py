@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,6 +21,7 @@ from app.registry.models import Equipment
 from app.registry.service import seed_demo_data
 from app.tasks.models import WorkItem
 from app.timers.models import Timer
+from tests.support import WORKING_ROLES
 
 # Record-form data that walks a warranty fault along the remote path to the end.
 DIAGNOSIS = {"diagnosis": "Rectifier fuse blown", "fault_class": "common", "removal_target_hours": 48,
@@ -62,10 +64,19 @@ class ApiClient:
     REPORT = REPORT
     REVIEW = REVIEW
 
-    def __init__(self, client: FlaskClient, clock: ManualClock, equipment: dict[str, int]) -> None:
+    def __init__(self, client: FlaskClient, clock: ManualClock, equipment: dict[str, int],
+                 signed_in: Callable[..., FlaskClient]) -> None:
         self.client = client
         self.clock = clock
         self.equipment = equipment
+        self._signed_in = signed_in
+        self._users: dict[str, FlaskClient] = {}
+
+    def as_user(self, username: str) -> FlaskClient:
+        """A client signed in (by token) as ``username``, holding the same roles as the default client."""
+        if username not in self._users:
+            self._users[username] = self._signed_in(username, *WORKING_ROLES)
+        return self._users[username]
 
     def case_body(self, **fields: Any) -> dict[str, Any]:
         """A valid body for opening a fault case an hour after the customer's call."""
@@ -93,9 +104,9 @@ class ApiClient:
         return found[0]
 
     def complete(self, task_id: int, data: Any, *, actor: str | None = None) -> TestResponse:
-        """Submit a task's record form."""
-        headers = {"X-Actor": actor} if actor else {}
-        return self.client.post(f"/api/tasks/{task_id}/complete", json={"data": data}, headers=headers)
+        """Submit a task's record form (as the user ``actor``, or as the default client's user)."""
+        client = self.as_user(actor) if actor else self.client
+        return client.post(f"/api/tasks/{task_id}/complete", json={"data": data})
 
     @staticmethod
     def counts() -> dict[str, int]:
@@ -123,6 +134,7 @@ def demo_equipment(deployed: Flask) -> dict[str, int]:
 
 
 @pytest.fixture
-def api(client: FlaskClient, clock: ManualClock, demo_equipment: dict[str, int]) -> ApiClient:
+def api(client: FlaskClient, clock: ManualClock, demo_equipment: dict[str, int],
+        signed_in: Callable[..., FlaskClient]) -> ApiClient:
     """The API client on a deployed, seeded database with the clock stopped."""
-    return ApiClient(client, clock, demo_equipment)
+    return ApiClient(client, clock, demo_equipment, signed_in)

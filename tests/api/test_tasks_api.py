@@ -63,7 +63,7 @@ def test_worklist_filters_by_role_case_assignee_and_state(api, client, worklist)
     assert _task_ids(client, f"?case_id={late['case_id']}") == [late["id"]]
     assert _task_ids(client, f"?case_id={late['case_id']}&role=agent") == []
 
-    assert client.post(f"/api/tasks/{late['id']}/claim", headers={"X-Actor": "bob"}).status_code == 200
+    assert api.as_user("bob").post(f"/api/tasks/{late['id']}/claim").status_code == 200
     assert _task_ids(client, "?assignee=bob") == [late["id"]]
     assert _task_ids(client, "?assignee=carol") == []
 
@@ -109,7 +109,7 @@ def test_unknown_tasks_are_404(api, client) -> None:
 def test_claim_assigns_the_task_and_records_it(api, client, ctx: Flask) -> None:
     case = api.open_case()
     task = case["open_tasks"][0]
-    response = client.post(f"/api/tasks/{task['id']}/claim", headers={"X-Actor": "bob"})
+    response = api.as_user("bob").post(f"/api/tasks/{task['id']}/claim")
     assert response.status_code == 200
     claimed = response.get_json()
     assert claimed["assignee"] == "bob"
@@ -122,7 +122,7 @@ def test_claim_assigns_the_task_and_records_it(api, client, ctx: Flask) -> None:
     assert last["payload"]["previous"] is None
 
     events = len(api.events(case["id"]))
-    assert client.post(f"/api/tasks/{task['id']}/claim", headers={"X-Actor": "bob"}).status_code == 200
+    assert api.as_user("bob").post(f"/api/tasks/{task['id']}/claim").status_code == 200
     assert len(api.events(case["id"])) == events  # claiming your own task again changes nothing
 
 
@@ -217,7 +217,7 @@ def test_a_fault_case_worked_to_closed_through_the_api(api, client) -> None:
     for spec, data, role in steps:
         task = api.task(case, spec)
         assert task["role"] == role
-        assert client.post(f"/api/tasks/{task['id']}/claim", headers={"X-Actor": f"{role}-1"}).status_code == 200
+        assert api.as_user(f"{role}-1").post(f"/api/tasks/{task['id']}/claim").status_code == 200
         api.clock.advance(timedelta(hours=1))
         response = api.complete(task["id"], data, actor=f"{role}-1")
         assert response.status_code == 200, response.get_json()

@@ -42,38 +42,41 @@ def _assert_401(response: Any, message: str) -> None:
     assert set(body) <= {"status", "message", "errors"}
 
 
-def test_a_valid_token_acts_as_its_user(api, client: FlaskClient) -> None:
+def test_a_valid_token_acts_as_its_user(api, anonymous: FlaskClient) -> None:
     token = _user_with_token("王磊", "engineer")
-    response = client.post("/api/cases", json=api.case_body(), headers=_bearer(token))
+    response = anonymous.post("/api/cases", json=api.case_body(), headers=_bearer(token))
     assert response.status_code == 201, response.get_json()
     case = response.get_json()
     assert api.events(case["id"])[0]["type"] == "case_opened"
     assert api.events(case["id"])[0]["actor"] == "王磊"
     task = case["open_tasks"][0]
-    claimed = client.post(f"/api/tasks/{task['id']}/claim", headers=_bearer(token))
+    claimed = anonymous.post(f"/api/tasks/{task['id']}/claim", headers=_bearer(token))
     assert claimed.status_code == 200 and claimed.get_json()["assignee"] == "王磊"
 
 
-def test_the_token_decides_whatever_x_actor_says(api, client: FlaskClient) -> None:
+def test_the_token_decides_whatever_x_actor_says(api, anonymous: FlaskClient) -> None:
     token = _user_with_token("lina", "agent")
-    response = client.post("/api/cases", json=api.case_body(), headers={**_bearer(token), "X-Actor": "mallory"})
+    response = anonymous.post("/api/cases", json=api.case_body(), headers={**_bearer(token), "X-Actor": "mallory"})
     assert response.status_code == 201
     assert api.events(response.get_json()["id"])[0]["actor"] == "lina"
 
 
-def test_the_token_users_roles_are_the_ones_that_count(api, client: FlaskClient) -> None:
+def test_the_token_users_roles_are_the_ones_that_count(api, anonymous: FlaskClient) -> None:
     token = _user_with_token("audrey", "auditor")  # a demo user could open cases; an auditor cannot
     before = api.counts()
-    response = client.post("/api/cases", json=api.case_body(), headers=_bearer(token))
+    response = anonymous.post("/api/cases", json=api.case_body(), headers=_bearer(token))
     assert response.status_code == 403
     assert api.counts() == before
 
 
-def test_without_a_token_the_demo_user_acts_as_before(api, client: FlaskClient) -> None:
-    case = api.open_case()
-    assert api.events(case["id"])[0]["actor"] == "demo"
-    other = client.post("/api/cases", json=api.case_body(), headers={"X-Actor": "bob"}).get_json()
-    assert api.events(other["id"])[0]["actor"] == "bob"
+def test_without_a_token_the_api_is_a_401_whatever_x_actor_says(api, anonymous: FlaskClient) -> None:
+    before = api.counts()
+    for response in (anonymous.post("/api/cases", json=api.case_body(), headers={"X-Actor": "bob"}),
+                     anonymous.get("/api/cases"), anonymous.get("/api/processes")):
+        _assert_401(response, "needs credentials")
+        assert response.headers["WWW-Authenticate"] == 'Bearer realm="servicecase"'
+    assert api.counts() == before
+    assert anonymous.get("/api/openapi.json").status_code == 200  # the one public document
 
 
 def _bad_tokens() -> dict[str, tuple[dict[str, str], str]]:
@@ -89,7 +92,7 @@ def _bad_tokens() -> dict[str, tuple[dict[str, str], str]]:
 @pytest.mark.parametrize("kind", ["malformed", "empty bearer", "other scheme", "unknown", "revoked", "disabled",
                                   "wrong secret"])
 @pytest.mark.parametrize("method", ["get", "post"])
-def test_a_refused_token_is_a_401_and_changes_nothing(api, client: FlaskClient, kind: str, method: str) -> None:
+def test_a_refused_token_is_a_401_and_changes_nothing(api, anonymous: FlaskClient, kind: str, method: str) -> None:
     token = _user_with_token("alice", "engineer")
     public_id = token.split("_")[1]
     if kind == "revoked":
@@ -105,66 +108,72 @@ def test_a_refused_token_is_a_401_and_changes_nothing(api, client: FlaskClient, 
     db.session.commit()
     before = api.counts()
     if method == "post":
-        response = client.post("/api/cases", json=api.case_body(), headers=headers)
+        response = anonymous.post("/api/cases", json=api.case_body(), headers=headers)
     else:
-        response = client.get("/api/cases", headers=headers)
+        response = anonymous.get("/api/cases", headers=headers)
     _assert_401(response, message)
     assert api.counts() == before
     assert _last_used(token) is None
 
 
-def test_a_sent_and_refused_token_says_invalid_token(client: FlaskClient, ctx: Flask) -> None:
-    response = client.get("/api/cases", headers={"Authorization": "Bearer sct_abcdefghij_zzz"})
+def test_a_sent_and_refused_token_says_invalid_token(anonymous: FlaskClient, ctx: Flask) -> None:
+    response = anonymous.get("/api/cases", headers={"Authorization": "Bearer sct_abcdefghij_zzz"})
     assert response.headers["WWW-Authenticate"] == 'Bearer realm="servicecase", error="invalid_token"'
-    response = client.get("/api/cases", headers={"Authorization": "Basic abc"})
+    response = anonymous.get("/api/cases", headers={"Authorization": "Basic abc"})
     assert response.headers["WWW-Authenticate"] == 'Bearer realm="servicecase"'
 
 
-def test_last_use_is_recorded_at_most_once_a_minute(api, client: FlaskClient) -> None:
+def test_last_use_is_recorded_at_most_once_a_minute(api, anonymous: FlaskClient) -> None:
     token = _user_with_token("alice", "engineer")
     assert _last_used(token) is None
-    assert client.get("/api/cases", headers=_bearer(token)).status_code == 200  # a read: no commit of its own
+    assert anonymous.get("/api/cases", headers=_bearer(token)).status_code == 200  # a read: no commit of its own
     first = _last_used(token)
     assert first == api.clock.now()
     api.clock.advance(timedelta(seconds=59))
-    assert client.get("/api/cases", headers=_bearer(token)).status_code == 200
+    assert anonymous.get("/api/cases", headers=_bearer(token)).status_code == 200
     assert _last_used(token) == first
     api.clock.advance(timedelta(seconds=1))
-    assert client.get("/api/processes", headers=_bearer(token)).status_code == 200
+    assert anonymous.get("/api/processes", headers=_bearer(token)).status_code == 200
     assert _last_used(token) == first + timedelta(seconds=60)
 
 
-def test_a_request_refused_after_authentication_still_records_the_use(api, client: FlaskClient) -> None:
+def test_a_request_refused_after_authentication_still_records_the_use(api, anonymous: FlaskClient) -> None:
     token = _user_with_token("alice", "engineer")
-    response = client.post("/api/cases", json={"process": "fault_handling"}, headers=_bearer(token))
+    response = anonymous.post("/api/cases", json={"process": "fault_handling"}, headers=_bearer(token))
     assert response.status_code == 422
     assert _last_used(token) == api.clock.now()
 
 
 @pytest.mark.parametrize("name", ["system", "timer", "System", " TIMER ", "ｓｙｓｔｅｍ", "sys-tem"])
-def test_x_actor_cannot_name_the_system(api, client: FlaskClient, name: str) -> None:
+def test_x_actor_cannot_name_the_system(api, anonymous: FlaskClient, name: str) -> None:
+    """X-Actor is ignored: without a token it is a 401, with one the history names the token's user."""
     case = api.open_case()
     task = case["open_tasks"][0]
     before = api.snapshot(case["id"])
-    for response in (client.post(f"/api/tasks/{task['id']}/claim", headers={"X-Actor": name}),
-                     client.post("/api/cases", json=api.case_body(), headers={"X-Actor": name}),
-                     client.get("/api/cases", headers={"X-Actor": name})):
-        _assert_401(response, "reserved for the system's own actions")
+    for response in (anonymous.post(f"/api/tasks/{task['id']}/claim", headers={"X-Actor": name}),
+                     anonymous.post("/api/cases", json=api.case_body(), headers={"X-Actor": name}),
+                     anonymous.get("/api/cases", headers={"X-Actor": name})):
+        _assert_401(response, "needs credentials")
     assert api.snapshot(case["id"]) == before
+    token = _user_with_token("wang", "engineer")
+    claimed = anonymous.post(f"/api/tasks/{task['id']}/claim", headers={**_bearer(token), "X-Actor": name})
+    assert claimed.status_code == 200 and claimed.get_json()["assignee"] == "wang"
+    assert api.events(case["id"])[-1]["actor"] == "wang"
     assert api.counts()["cases"] == 1
 
 
-def test_pages_follow_the_same_rule(api, client: FlaskClient) -> None:
+def test_pages_follow_the_same_rule(api, anonymous: FlaskClient) -> None:
     token = _user_with_token("王磊", "engineer")
-    page = client.get("/", headers=_bearer(token))
+    page = anonymous.get("/", headers=_bearer(token))
     assert page.status_code == 200 and "王磊" in page.get_data(as_text=True)
-    refused = client.get("/", headers={"Authorization": "Bearer sct_abcdefghij_nope"})
+    refused = anonymous.get("/", headers={"Authorization": "Bearer sct_abcdefghij_nope"})
     assert refused.status_code == 401 and "not known" in refused.get_data(as_text=True)
-    assert client.get("/", headers={"X-Actor": "timer"}).status_code == 401
+    sent_away = anonymous.get("/", headers={"X-Actor": "timer"})
+    assert sent_away.status_code == 302 and sent_away.headers["Location"] == "/sign-in"
 
 
-def test_every_operation_documents_the_401(client: FlaskClient, ctx: Flask) -> None:
-    document = client.get("/api/openapi.json").get_json()
+def test_every_operation_documents_the_401(anonymous: FlaskClient, ctx: Flask) -> None:
+    document = anonymous.get("/api/openapi.json").get_json()
     operations = [(path, method, operation) for path, item in document["paths"].items()
                   for method, operation in item.items() if method in {"get", "post", "put", "patch", "delete"}]
     assert len(operations) >= 10

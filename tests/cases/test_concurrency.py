@@ -29,6 +29,7 @@ from app.extensions import db
 from app.registry.models import Equipment
 from app.registry.service import seed_demo_data
 from app.tasks.models import WorkItem
+from tests.support import WORKING_ROLES, user_token
 
 CLIENTS = 8
 RETRIES = 20
@@ -64,12 +65,24 @@ class Server:
         self.url = f"http://127.0.0.1:{self.httpd.server_port}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.sqlite = app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite")
+        self.tokens: dict[str, str] = {}
+
+    def sign_in(self, *actors: str) -> None:
+        """Give each actor a real user and API token (in the test's app context, before any race): ``eng-*``
+        users hold only the engineer role (no supervisor's take-over), the others every role but auditor."""
+        for actor in actors:
+            if actor not in self.tokens:
+                self.tokens[actor] = user_token(actor, *(("engineer",) if actor.startswith("eng-") else WORKING_ROLES))
 
     def request(self, method: str, path: str, body: Any = None, *, actor: str = "tester") -> tuple[int, Any]:
-        """One HTTP request on its own connection."""
+        """One HTTP request on its own connection, with ``actor``'s token (see ``sign_in``)."""
+        if actor not in self.tokens:
+            assert threading.current_thread() is threading.main_thread(), f"sign {actor} in before the race"
+            self.sign_in(actor)
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(f"{self.url}{path}", data=data, method=method,
-                                         headers={"Content-Type": "application/json", "X-Actor": actor})
+                                         headers={"Content-Type": "application/json",
+                                                  "Authorization": f"Bearer {self.tokens[actor]}"})
         try:
             with urllib.request.urlopen(request, timeout=120) as response:
                 return response.status, _body(response.read())
@@ -89,6 +102,7 @@ class Server:
 
     def race(self, calls: list[tuple[str, Any, str]]) -> list[Reply]:
         """Send the POSTs from one thread each, released together by a barrier."""
+        self.sign_in(*(actor for _, _, actor in calls))
         barrier = threading.Barrier(len(calls))
         replies: list[Reply | BaseException | None] = [None] * len(calls)
 
@@ -285,22 +299,6 @@ def test_one_store_advances_lock_version_once_per_write(server: Server, clock: M
 REPEATS = 50
 
 
-@pytest.fixture
-def engineers(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``X-Actor: eng-*`` acts as an engineer holding only the engineer role (no supervisor's take-over);
-    other names stay demo users holding every staff role. The one place the tests choose the actors."""
-    from flask import request
-
-    from app.api import tasks as task_views
-    from app.auth import Actor, demo_actor
-
-    def actor() -> Actor:
-        name = request.headers.get("X-Actor", "tester")
-        return Actor(name, frozenset({"engineer"})) if name.startswith("eng-") else demo_actor(name)
-
-    monkeypatch.setattr(task_views, "current_actor", actor)
-
-
 def _history(case_id: int) -> list[CaseEvent]:
     db.session.rollback()  # other connections wrote it
     return list(db.session.scalars(select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.seq)
@@ -322,7 +320,7 @@ def _statuses(server: Server, replies: list[Reply]) -> list[int]:
 
 
 def test_two_engineers_claiming_one_task_get_one_200_and_one_409_naming_the_winner(
-        server: Server, clock: ManualClock, engineers: None) -> None:
+        server: Server, clock: ManualClock) -> None:
     outcomes = []
     for _ in range(REPEATS):
         case = open_fault_case(server, clock)
@@ -359,7 +357,7 @@ def test_two_supervisors_claiming_one_task_record_the_real_previous_assignee(
 
 
 def test_two_engineers_completing_one_task_get_one_200_and_one_409(
-        server: Server, clock: ManualClock, engineers: None) -> None:
+        server: Server, clock: ManualClock) -> None:
     for _ in range(REPEATS):
         case = open_fault_case(server, clock)
         task_id = case["open_tasks"][0]["id"]
@@ -378,7 +376,7 @@ def test_two_engineers_completing_one_task_get_one_200_and_one_409(
 
 
 def test_a_claim_racing_a_completion_never_claims_a_finished_task(
-        server: Server, clock: ManualClock, engineers: None) -> None:
+        server: Server, clock: ManualClock) -> None:
     seen = {"claim won": 0, "complete won": 0}
     for _ in range(REPEATS):
         case = open_fault_case(server, clock)

@@ -14,6 +14,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,16 @@ from app.extensions import db
 from app.processes.service import deploy_path
 from app.tasks.models import WorkItem
 from app.timers.models import Timer
-from tests.support import WorkerProcesses, free_port, open_due_in, timer_of, wait_until, worker_env
+from tests.support import (
+    WORKING_ROLES,
+    WorkerProcesses,
+    free_port,
+    open_due_in,
+    timer_of,
+    user_token,
+    wait_until,
+    worker_env,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"
@@ -94,7 +104,7 @@ def test_completing_a_task_whose_condition_loops_is_422_and_changes_nothing(budg
     before = counts()
     stored_before = db.session.scalar(select(Case.state_json).where(Case.id == case["id"]))
     started = time.monotonic()
-    response = client.post(f"/api/tasks/{task_id}/complete", json={"data": ANSWER}, headers={"X-Actor": "alice"})
+    response = client.post(f"/api/tasks/{task_id}/complete", json={"data": ANSWER})
     took = time.monotonic() - started
     assert response.status_code == 422, response.get_data(as_text=True)
     message = response.get_json()["message"]
@@ -109,10 +119,12 @@ def test_completing_a_task_whose_condition_loops_is_422_and_changes_nothing(budg
 # --------------------------------------------------------------------------------------------------
 # Web request, a real gunicorn with two processes of four threads
 # --------------------------------------------------------------------------------------------------
-def _request(url: str, body: dict[str, Any] | None = None, timeout: float = 30) -> tuple[int, dict[str, Any], float]:
-    """(status, JSON body, seconds) of a GET, or a POST of ``body``."""
+def _request(url: str, body: dict[str, Any] | None = None, timeout: float = 30, *,
+             token: str) -> tuple[int, dict[str, Any], float]:
+    """(status, JSON body, seconds) of a GET, or a POST of ``body``, with an API token."""
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json",
+                                                              "Authorization": f"Bearer {token}"})
     started = time.monotonic()
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
@@ -122,9 +134,23 @@ def _request(url: str, body: dict[str, Any] | None = None, timeout: float = 30) 
     return status, json.loads(raw or b"{}"), time.monotonic() - started
 
 
+@dataclass(frozen=True)
+class Served:
+    """A running server: its base URL and the API token the requests send."""
+
+    base: str
+    token: str
+
+    def request(self, path: str, body: dict[str, Any] | None = None,
+                timeout: float = 30) -> tuple[int, dict[str, Any], float]:
+        """(status, JSON body, seconds) of a GET of ``path``, or a POST of ``body``."""
+        return _request(f"{self.base}{path}", body, timeout, token=self.token)
+
+
 @pytest.fixture
-def gunicorn(budget_processes: Flask, app: Flask, database_url: str, tmp_path: Path) -> Iterator[str]:
-    """A real `gunicorn -k gthread --threads 4 -w 2` on a free port; its base URL."""
+def gunicorn(budget_processes: Flask, app: Flask, database_url: str, tmp_path: Path) -> Iterator[Served]:
+    """A real `gunicorn -k gthread --threads 4 -w 2` on a free port, with a token of a signed-in user."""
+    served = Served("", user_token("demo", *WORKING_ROLES))
     port = free_port()
     log = open(tmp_path / "gunicorn.log", "wb")  # noqa: SIM115 (closed with the process)
     proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-k", "gthread", "--threads", "4", "-w", "2",
@@ -136,14 +162,14 @@ def gunicorn(budget_processes: Flask, app: Flask, database_url: str, tmp_path: P
         deadline = time.monotonic() + 30
         while True:
             try:
-                if _request(f"{base}/api/cases", timeout=5)[0] == 200:
+                if _request(f"{base}/api/cases", timeout=5, token=served.token)[0] == 200:
                     break
             except OSError:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError(f"gunicorn did not start:\n{(tmp_path / 'gunicorn.log').read_text()[-3000:]}")
             time.sleep(0.2)
-        yield base
+        yield Served(base, served.token)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -154,13 +180,13 @@ def gunicorn(budget_processes: Flask, app: Flask, database_url: str, tmp_path: P
         log.close()
 
 
-def test_a_threaded_gunicorn_stops_concurrent_looping_requests_and_keeps_serving(gunicorn: str) -> None:
+def test_a_threaded_gunicorn_stops_concurrent_looping_requests_and_keeps_serving(gunicorn: Served) -> None:
     before = counts()
     results: list[tuple[int, dict[str, Any], float]] = []
     lock = threading.Lock()
 
     def looping() -> None:
-        result = _request(f"{gunicorn}/api/cases", case_body("budget_loop_at_start"))
+        result = gunicorn.request("/api/cases", case_body("budget_loop_at_start"))
         with lock:
             results.append(result)
 
@@ -168,7 +194,7 @@ def test_a_threaded_gunicorn_stops_concurrent_looping_requests_and_keeps_serving
     for thread in threads:
         thread.start()
     # Meanwhile the server still answers ordinary requests.
-    status, listing, took = _request(f"{gunicorn}/api/cases")
+    status, listing, took = gunicorn.request("/api/cases")
     assert status == 200 and took < BUDGET_S * 10
     for thread in threads:
         thread.join(30)
@@ -178,7 +204,7 @@ def test_a_threaded_gunicorn_stops_concurrent_looping_requests_and_keeps_serving
         assert "spin_at_start" in body["message"] and "300 ms budget" in body["message"]
         assert took < BUDGET_S * 10, f"a looping request took {took:.2f} s"
     assert counts() == before
-    status, case, took = _request(f"{gunicorn}/api/cases", case_body("one_task"))
+    status, case, took = gunicorn.request("/api/cases", case_body("one_task"))
     assert status == 201, case
     assert case["open_tasks"][0]["task_spec"] == "answer"
 

@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -15,11 +16,12 @@ from typing import Any
 import pytest
 from click.testing import Result
 from flask import Flask
+from flask.testing import FlaskClient
 from rq import SimpleWorker
 from sqlalchemy import func, select
 
 from app.audit.models import CaseEvent
-from app.auth import demo_actor
+from app.auth import SYSTEM
 from app.cases.models import Case
 from app.cases.service import open_case
 from app.extensions import db, redis_connection, timer_queue
@@ -28,6 +30,7 @@ from app.tasks.models import WorkItem
 from app.tasks.service import complete_work_item, list_work_items
 from app.timers.models import Timer
 from app.timers.scheduling import enqueue_fire_job
+from tests.support import staff_actor
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / "workflows"
@@ -95,7 +98,8 @@ def test_first_deploy_creates_v1_and_the_second_changes_nothing(ctx: Flask) -> N
     assert [(v.id, v.sha256) for v in versions()] == [(v.id, v.sha256) for v in stored]
 
 
-def test_changed_content_becomes_v2_following_v1(ctx: Flask, tmp_path: Path) -> None:
+def test_changed_content_becomes_v2_following_v1(ctx: Flask, tmp_path: Path,
+                                                 signed_in: Callable[..., FlaskClient]) -> None:
     assert deploy(ctx, FAULT).exit_code == 0
     result = deploy(ctx, revised(tmp_path), "--by", "pat", "--note", "36 h diagnosis")
     assert result.exit_code == 0, result.output
@@ -105,7 +109,7 @@ def test_changed_content_becomes_v2_following_v1(ctx: Flask, tmp_path: Path) -> 
     assert v2.previous_id == v1.id
     assert v2.sha256 != v1.sha256
     assert (v2.deployed_by, v2.note) == ("pat", "36 h diagnosis")
-    listed = ctx.test_client().get("/api/processes/fault_handling/versions").get_json()
+    listed = signed_in("pat", "process_owner").get("/api/processes/fault_handling/versions").get_json()
     assert [v["version"] for v in listed] == [2, 1]
 
 
@@ -210,7 +214,7 @@ def test_two_files_with_the_same_process_id_are_refused(ctx: Flask, tmp_path: Pa
 
 # -- running cases keep their version ------------------------------------------------------------------
 def test_a_case_stays_pinned_to_its_version_after_a_new_one(ctx: Flask, tmp_path: Path, clock: Any) -> None:
-    staff = demo_actor("alice")
+    staff = staff_actor("alice")
     assert deploy(ctx, FAULT).exit_code == 0
     reported_at = clock.now() - timedelta(hours=1)
     old = open_case(actor=staff, process_id="fault_handling", reported_at=reported_at, channel="phone",
@@ -227,7 +231,7 @@ def test_a_case_stays_pinned_to_its_version_after_a_new_one(ctx: Flask, tmp_path
     assert new.process_version_id == v2.id
 
     def diagnosis_due(case_id: int) -> Any:
-        (item,), _ = list_work_items(case_id=case_id)
+        (item,), _ = list_work_items(actor=SYSTEM, case_id=case_id)
         return item, item.due_at - reported_at
 
     old_item, old_window = diagnosis_due(old_id)
@@ -240,7 +244,7 @@ def test_a_case_stays_pinned_to_its_version_after_a_new_one(ctx: Flask, tmp_path
     case = db.session.get(Case, old_id)
     assert case.process_version_id == v1.id
     assert case.process_version.version == 1
-    (next_item,), _ = list_work_items(case_id=old_id)
+    (next_item,), _ = list_work_items(actor=SYSTEM, case_id=old_id)
     assert next_item.task_spec == "quote_maintenance_cost"  # no equipment, so no warranty: a quote
 
 
@@ -348,10 +352,10 @@ def test_values_exactly_at_their_limits_deploy_and_a_case_runs_on_them(ctx: Flas
     (tmp_path / ONE_TASK.name).write_text(text)
     result = deploy(ctx, tmp_path / ONE_TASK.name)
     assert result.exit_code == 0, result.output
-    case = open_case(actor=demo_actor("alice"), process_id="one_task", reported_at=clock.now(), channel="phone",
+    case = open_case(actor=staff_actor("alice"), process_id="one_task", reported_at=clock.now(), channel="phone",
                      description="at the limits")
     db.session.commit()
-    (item,), _ = list_work_items(case_id=case.id)
+    (item,), _ = list_work_items(actor=SYSTEM, case_id=case.id)
     assert (item.task_spec, item.name, item.role) == (task_id, "n" * TASK_NAME, role)
     timer = db.session.scalars(select(Timer).where(Timer.case_id == case.id)).one()
     assert (timer.task_spec, timer.name) == (timer_id, "m" * TIMER_NAME)
@@ -395,10 +399,10 @@ def test_a_file_in_utf_16_or_latin_1_deploys_by_its_declaration_and_a_case_runs(
     (version,) = versions()
     assert version.bpmn_source == text  # correct text, declaration kept
     assert version.sha256 == hashlib.sha256(source).hexdigest()  # of the bytes as deployed
-    case = open_case(actor=demo_actor("alice"), process_id="one_task", reported_at=clock.now(), channel="phone",
+    case = open_case(actor=staff_actor("alice"), process_id="one_task", reported_at=clock.now(), channel="phone",
                      description="encoded")
     db.session.commit()
-    (item,), _ = list_work_items(case_id=case.id)
+    (item,), _ = list_work_items(actor=SYSTEM, case_id=case.id)
     assert item.name == name
 
 
@@ -472,7 +476,7 @@ def _rows(model: Any) -> int:
 
 
 def _open_with(clock: Any, **data: Any) -> int:
-    case = open_case(actor=demo_actor("alice"), process_id="deploy_timer_from_data",
+    case = open_case(actor=staff_actor("alice"), process_id="deploy_timer_from_data",
                      reported_at=clock.now() - timedelta(hours=1), channel="phone", description="timers from data",
                      data=data)
     db.session.commit()
@@ -481,13 +485,13 @@ def _open_with(clock: Any, **data: Any) -> int:
 
 @pytest.mark.parametrize("description", ["not a date", "P99999999D", "9999-12-31T23:00:00-05:00"])
 def test_opening_a_case_whose_timer_value_is_unusable_answers_422_and_saves_nothing(
-        ctx: Flask, tmp_path: Path, clock: Any, description: str) -> None:
+        ctx: Flask, tmp_path: Path, clock: Any, description: str, signed_in: Callable[..., FlaskClient]) -> None:
     # The first deadline is the case's description here: whatever the caller typed reaches the timer.
     text = TIMER_FROM_DATA.read_text().replace("<bpmn:timeDate>first_deadline</bpmn:timeDate>",
                                                "<bpmn:timeDate>description</bpmn:timeDate>")
     (tmp_path / TIMER_FROM_DATA.name).write_text(text)
     assert deploy(ctx, tmp_path / TIMER_FROM_DATA.name).exit_code == 0
-    response = ctx.test_client().post("/api/cases", json={
+    response = signed_in("alice").post("/api/cases", json={
         "process": "deploy_timer_from_data", "reported_at": (clock.now() - timedelta(hours=1)).isoformat(),
         "channel": "phone", "description": description})
     assert response.status_code == 422, response.get_json()
@@ -497,13 +501,13 @@ def test_opening_a_case_whose_timer_value_is_unusable_answers_422_and_saves_noth
 
 
 def test_completing_a_task_whose_next_timer_value_is_unusable_answers_422_and_saves_nothing(
-        ctx: Flask, clock: Any) -> None:
+        ctx: Flask, clock: Any, signed_in: Callable[..., FlaskClient]) -> None:
     assert deploy(ctx, TIMER_FROM_DATA).exit_code == 0
     case_id = _open_with(clock, first_deadline=(clock.now() + timedelta(hours=1)).isoformat(),
                          second_deadline="P99999999D")
-    (item,), _ = list_work_items(case_id=case_id)
+    (item,), _ = list_work_items(actor=SYSTEM, case_id=case_id)
     before = (db.session.get(Case, case_id).state_json, _rows(CaseEvent), _rows(WorkItem), _rows(Timer))
-    response = ctx.test_client().post(f"/api/tasks/{item.id}/complete", json={"data": REVIEW})
+    response = signed_in("alice").post(f"/api/tasks/{item.id}/complete", json={"data": REVIEW})
     assert response.status_code == 422, response.get_json()
     assert "second_deadline_event" in response.get_json()["message"]
     db.session.rollback()

@@ -17,7 +17,7 @@ from rq.registry import StartedJobRegistry
 from sqlalchemy import func, select
 
 from app.audit.models import CaseEvent
-from app.auth import SYSTEM, demo_actor
+from app.auth import SYSTEM
 from app.cases.service import open_case
 from app.engine import now
 from app.extensions import db, redis_connection, timer_queue
@@ -27,7 +27,7 @@ from app.registry.service import seed_demo_data
 from app.tasks.models import WorkItem
 from app.tasks.service import complete_work_item
 from app.timers.scheduling import DUE_KEY, dispatch_due_timers, job_id_for, wall_epoch
-from tests.support import WorkerProcesses, open_due_in, timer_of, wait_until, worker_env
+from tests.support import WorkerProcesses, open_due_in, staff_actor, timer_of, wait_until, worker_env
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"
@@ -134,7 +134,7 @@ def test_a_timer_cancelled_by_completing_its_task_never_fires(timer_processes: F
     case = open_due_in(3, process="one_task")
     timer = timer_of(case)
     item = db.session.scalars(select(WorkItem).where(WorkItem.case_id == case)).one()
-    complete_work_item(work_item_id=item.id, actor=demo_actor("alice"),
+    complete_work_item(work_item_id=item.id, actor=staff_actor("alice"),
                        data={"escalation_action": "other", "escalation_note": "answered"})
     db.session.commit()
     assert timer_of(case).state == "cancelled"
@@ -221,7 +221,7 @@ def test_clock_advance_rehearses_the_24h_and_48h_escalations(timer_processes: Fl
     assert ready() == ["diagnose_fault", "review_overdue_diagnosis"]
     item = db.session.scalars(select(WorkItem).where(WorkItem.case_id == case,
                                                      WorkItem.task_spec == "diagnose_fault")).one()
-    complete_work_item(work_item_id=item.id, actor=demo_actor("wang"), data=DIAGNOSIS)
+    complete_work_item(work_item_id=item.id, actor=staff_actor("wang"), data=DIAGNOSIS)
     db.session.commit()
     assert ready() == ["repair_remotely", "review_overdue_diagnosis"]  # free under warranty: no quote
     result = runner.invoke(args=["clock", "advance", "24h"])

@@ -13,7 +13,7 @@ from rq import SimpleWorker
 from sqlalchemy import select
 
 from app.audit.models import CaseEvent
-from app.auth import SYSTEM, TIMER, demo_actor
+from app.auth import SYSTEM, TIMER
 from app.cases.models import Case
 from app.cases.service import open_case
 from app.engine import now
@@ -25,6 +25,7 @@ from app.tasks.models import WorkItem
 from app.tasks.service import complete_work_item
 from app.timers.models import Timer
 from app.timers.scheduling import dispatch_due_timers
+from tests.support import staff_actor
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 DIAGNOSIS = {"diagnosis": "Fan failure", "fault_class": "common", "removal_target_hours": 48,
@@ -35,7 +36,7 @@ def fault_case(reported_at: datetime) -> int:
     """A fault-handling case on in-warranty equipment, entered now by a member of staff; its id."""
     seed_demo_data()
     equipment = db.session.scalars(select(Equipment).where(Equipment.warranty_ends_on > now().date())).first()
-    case = open_case(actor=demo_actor("alice"), process_id="fault_handling", reported_at=reported_at,
+    case = open_case(actor=staff_actor("alice"), process_id="fault_handling", reported_at=reported_at,
                      channel="phone", description="UPS alarm", equipment_id=equipment.id)
     db.session.commit()
     return case.id
@@ -89,7 +90,7 @@ def test_a_deadline_passing_inline_during_a_task_completion_gets_its_row_and_eve
     reported = now() - timedelta(days=2, hours=1)  # the 48 h removal deadline passed an hour ago
     case_id = fault_case(reported)
     diagnose = item(case_id, "diagnose_fault")
-    complete_work_item(work_item_id=diagnose.id, actor=demo_actor("wang"), data=DIAGNOSIS)
+    complete_work_item(work_item_id=diagnose.id, actor=staff_actor("wang"), data=DIAGNOSIS)
     db.session.commit()
     removal = timer(case_id, "removal_deadline")
     assert removal.due_at == reported + timedelta(hours=48)
@@ -118,7 +119,7 @@ def two_timers(deployed: Flask) -> Flask:
 
 def test_a_deadline_already_due_when_a_worker_fires_the_one_before_gets_its_row(two_timers: Flask) -> None:
     reported = now() - timedelta(hours=24, seconds=-0.5)
-    case_id = open_case(actor=demo_actor("alice"), process_id="two_timers", reported_at=reported,
+    case_id = open_case(actor=staff_actor("alice"), process_id="two_timers", reported_at=reported,
                         channel="phone", description="Two timers").id
     db.session.commit()
     first = timer(case_id, "wait_a_day")

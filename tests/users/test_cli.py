@@ -155,7 +155,8 @@ def test_a_token_from_the_real_commands_authenticates_an_api_request(deployed: F
             "channel": "phone", "description": "UPS alarm", "equipment_id": equipment_id}
     response = client.post("/api/cases", json=body, headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 201, response.get_json()
-    events = client.get(f"/api/cases/{response.get_json()['id']}/events").get_json()["items"]
+    events = client.get(f"/api/cases/{response.get_json()['id']}/events",
+                        headers={"Authorization": f"Bearer {token}"}).get_json()["items"]
     assert (events[0]["type"], events[0]["actor"]) == ("case_opened", "李娜")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from html import unescape
 from typing import Any
@@ -19,6 +20,7 @@ from app.registry.models import Equipment
 from app.registry.service import seed_demo_data
 from app.tasks.models import WorkItem
 from app.web.filters import deadline_clock, format_duration, format_utc
+from tests.support import WORKING_ROLES
 
 IN_WARRANTY = "EA99020K0001"  # warranty to 2027-02-28
 OUT_OF_WARRANTY = "EA66060K0417"  # warranty ended 2024-06-14
@@ -117,13 +119,14 @@ def test_worklist_renders_with_the_acting_user_and_navigation(seeded: Flask, cli
     assert response.status_code == 200
     page = text_of(response)
     assert "Worklist" in page and "Cases" in page and "New case" in page
-    assert "Acting as demo" in page
+    assert "Signed in as demo" in page and ">Sign out</button>" in response.get_data(as_text=True)
     assert "No ready tasks" in page
     assert 'href="/static/web/web.css"' in response.get_data(as_text=True)
     assert client.get("/static/web/web.css").status_code == 200
 
 
-def test_worklist_lists_ready_tasks_and_filters_by_role_and_mine(seeded: Flask, client: FlaskClient) -> None:
+def test_worklist_lists_ready_tasks_and_filters_by_role_and_mine(seeded: Flask, client: FlaskClient,
+                                                                  signed_in: Callable[..., FlaskClient]) -> None:
     fault = open_case(client)
     open_case(client, process="one_task", equipment_id="", description="How often should batteries be tested?")
     page = text_of(client.get("/"))
@@ -143,7 +146,7 @@ def test_worklist_lists_ready_tasks_and_filters_by_role_and_mine(seeded: Flask, 
     assert claimed.status_code == 302
     mine = text_of(client.get("/?mine=1"))
     assert "Diagnose fault" in mine and "Answer the question" not in mine
-    assert "Diagnose fault" not in text_of(client.get("/?mine=1", headers={"X-Actor": "bob"}))
+    assert "Diagnose fault" not in text_of(signed_in("bob", *WORKING_ROLES).get("/?mine=1"))
 
 
 def test_worklist_orders_most_urgent_first_and_paginates(seeded: Flask, client: FlaskClient) -> None:
@@ -336,7 +339,8 @@ def test_cases_list_filters_by_status_process_and_text(seeded: Flask, client: Fl
 # ---------------------------------------------------------------------------------------------- task pages
 
 
-def test_task_page_shows_case_summary_form_and_claim(seeded: Flask, client: FlaskClient) -> None:
+def test_task_page_shows_case_summary_form_and_claim(seeded: Flask, client: FlaskClient,
+                                                     signed_in: Callable[..., FlaskClient]) -> None:
     case_id = open_case(client)
     task_id = ready_task(case_id, "diagnose_fault")
     response = client.get(f"/tasks/{task_id}")
@@ -353,7 +357,7 @@ def test_task_page_shows_case_summary_form_and_claim(seeded: Flask, client: Flas
     claimed = client.get(f"/tasks/{task_id}")
     assert "Assignee demo" in text_of(claimed)
     assert ">Claim</button>" not in claimed.get_data(as_text=True)
-    other = client.get(f"/tasks/{task_id}", headers={"X-Actor": "bob"}).get_data(as_text=True)
+    other = signed_in("bob", *WORKING_ROLES).get(f"/tasks/{task_id}").get_data(as_text=True)
     assert "Claim (take over from demo)" in other
 
 
@@ -467,7 +471,7 @@ def test_unknown_pages_are_a_404_inside_the_layout(seeded: Flask, client: FlaskC
     assert response.status_code == 404
     assert "text/html" in response.content_type
     page = text_of(response)
-    assert "Not found" in page and "Acting as demo" in page and "Back to the worklist" in page
+    assert "Not found" in page and "Signed in as demo" in page and "Back to the worklist" in page
 
 
 def test_the_json_api_keeps_its_json_errors(seeded: Flask, client: FlaskClient) -> None:
@@ -505,7 +509,7 @@ def test_hostile_addresses_are_a_4xx_page(seeded: Flask, client: FlaskClient, me
                                           status: int) -> None:
     response = getattr(client, method)(path)
     assert response.status_code == status
-    assert "text/html" in response.content_type and "Acting as demo" in text_of(response)
+    assert "text/html" in response.content_type and "Signed in as demo" in text_of(response)
 
 
 def test_search_text_on_the_case_list_is_literal(seeded: Flask, client: FlaskClient) -> None:

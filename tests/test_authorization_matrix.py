@@ -1,0 +1,336 @@
+"""Every role × every endpoint and page: allowed → 2xx/3xx, refused → 403 naming what is missing, anonymous →
+401 (API) or the sign-in page (pages; the sign-in and sign-out pages themselves are open to anonymous visitors).
+
+The table ``MATRIX`` has one entry per rule of ``app.url_map`` (endpoint and method) saying which roles may
+use it and how to make a request that succeeds; a new endpoint without an entry fails
+``test_every_endpoint_has_an_entry``. Each role acts as a real user with a token (``signed_in``), on data of
+its own made once per role: the cases, tasks and failed timers its requests need, so an allowed request
+succeeds (no 404 for a missing id, no 422 for a bad body) and a refused one is refused by the permission
+decision itself.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from html import unescape
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+from werkzeug.test import TestResponse
+
+from app.auth import ROLES, STAFF_ROLES, SYSTEM
+from app.cases.service import open_case
+from app.engine import now
+from app.extensions import db
+from app.processes.service import deploy_sources
+from app.registry.models import Equipment
+from app.registry.service import seed_demo_data
+from app.tasks.models import WorkItem
+from app.timers.models import Timer
+from app.timers.service import mark_failed
+from tests.support import user_token
+
+# Rules that are not the application's to protect: static files and the OpenAPI document.
+EXCLUDED_ENDPOINTS = frozenset({"static", "web.static"})
+EXCLUDED_PREFIXES = ("api-docs.",)
+
+EVERYONE = frozenset(ROLES)
+READERS = frozenset({*STAFF_ROLES, "admin", "auditor"})  # cases, tasks and customer files: not process owners
+OPENERS = frozenset({"agent", "engineer", "regional_engineer", "supervisor"})
+WORKERS = frozenset(STAFF_ROLES)  # on a task of their own role; supervisors on anyone's (an engineer's here)
+TIMER_READERS = frozenset({"admin", "auditor"})
+USER_READERS = frozenset({"admin", "auditor"})
+PASSWORD = "correct horse battery"  # every user tests.support.user_token creates has it
+ADMINS = frozenset({"admin"})
+
+
+@dataclass
+class World:
+    """What one role's requests act on: made for that role before its requests run."""
+
+    case_id: int
+    read_task_id: int
+    claim_task_ids: dict[str, int]  # "page"/"api" -> a ready task of the role's task role
+    complete_task_ids: dict[str, int]
+    failed_timer_ids: dict[str, int]
+    equipment_id: int
+    username: str = ""  # who signs in on the sign-in page
+
+    @staticmethod
+    def reported_at() -> Any:
+        return now() - timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """Who may use one rule, and the request that succeeds when they may."""
+
+    allowed: frozenset[str]
+    path: Callable[[World], str]
+    body: Callable[[World], dict[str, Any]] | None = None  # JSON for /api, form fields for pages
+    public: bool = False  # anonymous visitors may use it too (the sign-in and sign-out pages)
+
+
+def _no_fields(world: World) -> dict[str, Any]:
+    return {}
+
+
+def _case_body(world: World) -> dict[str, Any]:
+    return {"process": "fault_handling", "reported_at": world.reported_at().isoformat(), "channel": "phone",
+            "description": "UPS alarm: rectifier fault", "equipment_id": world.equipment_id}
+
+
+def _case_form(world: World) -> dict[str, Any]:
+    return {"process": "fault_handling", "reported_at": world.reported_at().strftime("%Y-%m-%dT%H:%M"),
+            "channel": "phone", "priority": "normal", "equipment_id": str(world.equipment_id),
+            "description": "UPS alarm: battery fault, load on bypass"}
+
+
+MATRIX: dict[tuple[str, str], Entry] = {
+    # pages
+    ("worklist.index", "GET"): Entry(READERS, lambda w: "/"),
+    ("cases.index", "GET"): Entry(READERS, lambda w: "/cases"),
+    ("cases.detail", "GET"): Entry(READERS, lambda w: f"/cases/{w.case_id}"),
+    ("cases.new", "GET"): Entry(READERS, lambda w: "/cases/new"),
+    ("cases.new", "POST"): Entry(OPENERS, lambda w: "/cases/new", _case_form),
+    ("tasks.detail", "GET"): Entry(READERS, lambda w: f"/tasks/{w.read_task_id}"),
+    ("tasks.claim", "POST"): Entry(WORKERS, lambda w: f"/tasks/{w.claim_task_ids['page']}/claim", _no_fields),
+    ("tasks.complete", "POST"): Entry(WORKERS, lambda w: f"/tasks/{w.complete_task_ids['page']}", _no_fields),
+    ("admin.timers_page", "GET"): Entry(TIMER_READERS, lambda w: "/admin/timers"),
+    ("admin.retry", "POST"): Entry(ADMINS, lambda w: f"/admin/timers/{w.failed_timer_ids['page']}/retry", _no_fields),
+    ("admin.advance_clock", "POST"): Entry(ADMINS, lambda w: "/admin/clock", lambda w: {"by": "1m"}),
+    ("admin.users_page", "GET"): Entry(USER_READERS, lambda w: "/admin/users"),
+    ("signin.sign_in", "GET"): Entry(EVERYONE, lambda w: "/sign-in", public=True),
+    ("signin.sign_in_submit", "POST"): Entry(
+        EVERYONE, lambda w: "/sign-in", lambda w: {"username": w.username, "password": PASSWORD}, public=True),
+    ("signin.sign_out", "POST"): Entry(EVERYONE, lambda w: "/sign-out", _no_fields, public=True),
+    # the JSON API
+    ("api_cases.Cases", "GET"): Entry(READERS, lambda w: "/api/cases"),
+    ("api_cases.Cases", "POST"): Entry(OPENERS, lambda w: "/api/cases", _case_body),
+    ("api_cases.CaseResource", "GET"): Entry(READERS, lambda w: f"/api/cases/{w.case_id}"),
+    ("api_cases.CaseEvents", "GET"): Entry(READERS, lambda w: f"/api/cases/{w.case_id}/events"),
+    ("api_tasks.Tasks", "GET"): Entry(READERS, lambda w: "/api/tasks"),
+    ("api_tasks.TaskResource", "GET"): Entry(READERS, lambda w: f"/api/tasks/{w.read_task_id}"),
+    ("api_tasks.TaskClaim", "POST"): Entry(WORKERS, lambda w: f"/api/tasks/{w.claim_task_ids['api']}/claim"),
+    ("api_tasks.TaskComplete", "POST"): Entry(
+        WORKERS, lambda w: f"/api/tasks/{w.complete_task_ids['api']}/complete", lambda w: {"data": {}}),
+    ("api_processes.Processes", "GET"): Entry(EVERYONE, lambda w: "/api/processes"),
+    ("api_processes.ProcessVersions", "GET"): Entry(EVERYONE, lambda w: "/api/processes/fault_handling/versions"),
+    ("api_admin.Timers", "GET"): Entry(TIMER_READERS, lambda w: "/api/admin/timers"),
+    ("api_admin.TimerRetry", "POST"): Entry(ADMINS, lambda w: f"/api/admin/timers/{w.failed_timer_ids['api']}/retry"),
+    ("api_admin.Clock", "GET"): Entry(EVERYONE, lambda w: "/api/admin/clock"),  # the time, shown on every page
+    ("api_admin.ClockAdvance", "POST"): Entry(ADMINS, lambda w: "/api/admin/clock/advance", lambda w: {"by": "1m"}),
+}
+
+
+def _rules(app: Flask) -> set[tuple[str, str]]:
+    """(endpoint, method) of every rule the matrix must cover."""
+    return {(rule.endpoint, method) for rule in app.url_map.iter_rules()
+            if rule.endpoint not in EXCLUDED_ENDPOINTS and not rule.endpoint.startswith(EXCLUDED_PREFIXES)
+            for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})}
+
+
+def test_every_endpoint_has_an_entry(app: Flask, record_property: Callable[[str, object], None]) -> None:
+    rules = _rules(app)
+    missing = sorted(rules - MATRIX.keys())
+    assert not missing, ("these rules have no entry in tests/test_authorization_matrix.py MATRIX (say which roles "
+                         "may use them): " + ", ".join(f"{method} {endpoint}" for endpoint, method in missing))
+    stale = sorted(MATRIX.keys() - rules)
+    assert not stale, "MATRIX names rules the app does not have: " + ", ".join(f"{m} {e}" for e, m in stale)
+    size = len(ROLES) * len(MATRIX)
+    record_property("authorization_matrix", f"{len(ROLES)} roles x {len(MATRIX)} rules = {size} (+{len(MATRIX)} "
+                                            "anonymous)")
+    print(f"authorization matrix: {len(ROLES)} roles × {len(MATRIX)} rules = {size} requests, "
+          f"+ {len(MATRIX)} anonymous")
+
+
+# -- the data each role acts on ---------------------------------------------------------------------------------
+
+def _one_task_process(role: str) -> tuple[str, bytes]:
+    """A process whose only task is for ``role`` (no form, no deadline): a task that role may work."""
+    xml = f"""<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+                  xmlns:camunda="http://camunda.org/schema/1.0/bpmn"
+                  id="defs_matrix_{role}" targetNamespace="http://example.org/servicecase/tests">
+  <bpmn:process id="matrix_{role}" name="Matrix {role}" isExecutable="true">
+    <bpmn:startEvent id="start"/>
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="work"/>
+    <bpmn:manualTask id="work" name="Work of {role}" camunda:candidateGroups="{role}"/>
+    <bpmn:sequenceFlow id="f2" sourceRef="work" targetRef="done"/>
+    <bpmn:endEvent id="done"/>
+  </bpmn:process>
+</bpmn:definitions>"""
+    return f"matrix_{role}.bpmn", xml.encode()
+
+
+def _task_role(role: str) -> str:
+    """Whose task the role works in the matrix: its own; a supervisor an engineer's (stepping in); the roles
+    that work no tasks an engineer's (refused either way)."""
+    return role if role in STAFF_ROLES and role != "supervisor" else "engineer"
+
+
+def _ready_task(process_id: str) -> int:
+    case = open_case(actor=SYSTEM, process_id=process_id, reported_at=now() - timedelta(hours=1),
+                     channel="phone", description="Matrix case")
+    return db.session.scalars(select(WorkItem.id).where(WorkItem.case_id == case.id)).one()
+
+
+def _failed_timer() -> int:
+    case = open_case(actor=SYSTEM, process_id="one_task", reported_at=now() - timedelta(hours=1),
+                     channel="phone", description="Matrix timer")
+    timer_id = db.session.scalars(select(Timer.id).where(Timer.case_id == case.id)).one()
+    mark_failed(timer_id=timer_id, error="the matrix failed it")
+    return timer_id
+
+
+def _world(role: str, username: str) -> World:
+    """The cases, tasks and failed timers of one role's requests, committed."""
+    seed_demo_data()
+    deploy_sources([_one_task_process(r) for r in STAFF_ROLES], actor=SYSTEM)
+    process = f"matrix_{_task_role(role)}"
+    read_task = _ready_task(process)
+    world = World(
+        case_id=db.session.scalar(select(WorkItem.case_id).where(WorkItem.id == read_task)) or 0,
+        read_task_id=read_task,
+        claim_task_ids={"page": _ready_task(process), "api": _ready_task(process)},
+        complete_task_ids={"page": _ready_task(process), "api": _ready_task(process)},
+        failed_timer_ids={"page": _failed_timer(), "api": _failed_timer()},
+        equipment_id=db.session.scalars(select(Equipment.id).order_by(Equipment.id)).first() or 0,
+        username=username)
+    db.session.commit()
+    return world
+
+
+# -- making the requests ----------------------------------------------------------------------------------------
+
+def _is_api(path: str) -> bool:
+    return path == "/api" or path.startswith("/api/")
+
+
+CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def _with_csrf(client: FlaskClient, form: dict[str, Any]) -> dict[str, Any]:
+    """The form with the session's CSRF token, read afresh (signing in or out starts a new session) from a page
+    as a browser would: the sign-in form, or, once signed in, any page's sign-out form (an error page too)."""
+    for path in ("/sign-in", "/"):
+        match = CSRF_FIELD.search(client.get(path).get_data(as_text=True))
+        if match:
+            return {**form, "csrf_token": match.group(1)}
+    raise AssertionError("no page offers a CSRF token to this client")
+
+
+def _request(client: FlaskClient, method: str, entry: Entry, world: World) -> TestResponse:
+    path = entry.path(world)
+    body = entry.body(world) if entry.body is not None else None
+    if method == "GET":
+        return client.get(path)
+    if _is_api(path):
+        return client.open(path, method=method, json=body) if body is not None else client.open(path, method=method)
+    return client.open(path, method=method, data=_with_csrf(client, body or {}))
+
+
+def _text(response: TestResponse) -> str:
+    html = response.get_data(as_text=True)
+    return re.sub(r"\s+", " ", unescape(re.sub(r"<[^>]+>", " ", html)))
+
+
+def _problem(role: str, username: str, endpoint: str, method: str, path: str, allowed: bool,
+             response: TestResponse) -> str | None:
+    """What is wrong with the response to one request, or None."""
+    status = response.status_code
+    where = f"{role:17} {method:4} {path} ({endpoint}): {status}"
+    if allowed:
+        return None if 200 <= status < 400 else f"{where}, expected 2xx/3xx: {_text(response)[:300]}"
+    if status != 403:
+        return f"{where}, expected 403"
+    if _is_api(path):
+        body = response.get_json(silent=True) or {}
+        message = str(body.get("message", ""))
+        if body.get("status") != 403 or f"{username} may not" not in message or "permission" not in (
+                body.get("errors") or {}):
+            return f"{where}: the JSON does not name what is missing: {body}"
+    elif f"{username} may not" not in _text(response):
+        return f"{where}: the error page does not say what is missing: {_text(response)[:300]}"
+    return None
+
+
+def _username(role: str) -> str:
+    return f"matrix{role.replace('_', '')}"
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_role_against_every_endpoint(deployed: Flask, signed_in: Callable[..., FlaskClient], role: str) -> None:
+    username = _username(role)
+    client = signed_in(username, role)
+    world = _world(role, username)
+    problems = []
+    for (endpoint, method), entry in MATRIX.items():
+        response = _request(client, method, entry, world)
+        problem = _problem(role, username, endpoint, method, entry.path(world), role in entry.allowed, response)
+        if problem:
+            problems.append(problem)
+    assert not problems, f"{len(problems)} of {len(MATRIX)} requests as {role} went wrong:\n" + "\n".join(problems)
+
+
+def test_anonymous_requests_are_sent_to_sign_in(deployed: Flask) -> None:
+    user_token("matrixanonymous", "engineer")  # the user the sign-in page's request signs in
+    world = _world("engineer", "matrixanonymous")
+    problems = []
+    for (endpoint, method), entry in MATRIX.items():
+        path = entry.path(world)
+        client = deployed.test_client()  # anonymous again (the sign-in request signed the last one in)
+        response = _request(client, method, entry, world)
+        if entry.public:
+            if not 200 <= response.status_code < 400:
+                problems.append(f"{method} {path} ({endpoint}): {response.status_code}, expected 2xx/3xx")
+        elif _is_api(path):
+            body = response.get_json(silent=True) or {}
+            if response.status_code != 401 or body.get("status") != 401:
+                problems.append(f"{method} {path} ({endpoint}): {response.status_code} {body}, expected 401 JSON")
+        else:
+            location = response.headers.get("Location", "")
+            if response.status_code not in (302, 303) or not re.search(r"sign.?in|login", location):
+                problems.append(f"{method} {path} ({endpoint}): {response.status_code} to {location!r}, "
+                                "expected a redirect to the sign-in page")
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("role,task_role", [("engineer", "warehouse"), ("warehouse", "engineer"),
+                                            ("agent", "technical_dept")])
+def test_staff_may_not_work_the_tasks_of_another_role(deployed: Flask, signed_in: Callable[..., FlaskClient],
+                                                      role: str, task_role: str) -> None:
+    deploy_sources([_one_task_process(task_role)], actor=SYSTEM)
+    task_id = _ready_task(f"matrix_{task_role}")
+    db.session.commit()
+    client = signed_in(_username(role), role)
+    for path in (f"/api/tasks/{task_id}/claim", f"/api/tasks/{task_id}/complete"):
+        response = client.post(path, json={"data": {}} if path.endswith("complete") else None)
+        assert response.status_code == 403, (path, response.get_json())
+        body = response.get_json()
+        assert f"it is for the role {task_role}" in body["message"]
+        assert body["errors"]["roles_needed"] == sorted({task_role, "supervisor"})
+    db.session.rollback()
+    item = db.session.get(WorkItem, task_id)
+    assert item is not None and item.state == "ready" and item.assignee is None
+
+
+def test_an_admin_completes_a_staff_task_only_when_also_holding_its_role(
+        deployed: Flask, signed_in: Callable[..., FlaskClient]) -> None:
+    deploy_sources([_one_task_process("engineer")], actor=SYSTEM)
+    task_id = _ready_task("matrix_engineer")
+    db.session.commit()
+    refused = signed_in("adminonly", "admin").post(f"/api/tasks/{task_id}/complete", json={"data": {}})
+    assert refused.status_code == 403
+    assert refused.get_json()["errors"]["permission"] == ["tasks.work"]
+    done = signed_in("adminengineer", "admin", "engineer").post(f"/api/tasks/{task_id}/complete", json={"data": {}})
+    assert done.status_code == 200, done.get_json()
+    db.session.rollback()
+    item = db.session.get(WorkItem, task_id)
+    assert item is not None and item.state == "completed" and item.completed_by == "adminengineer"
