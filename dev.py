@@ -101,7 +101,8 @@ def cmd_run(argv: list[str]) -> None:
         children.append(subprocess.Popen(worker_command, cwd=ROOT))
         host = os.environ.get("HOST", "127.0.0.1")
         port = os.environ.get("PORT", "5000")
-        print(f"\nServing on http://{host}:{port}/  (Ctrl-C to stop)\n", flush=True)
+        print(f"\nServing on http://{host}:{port}/  (Ctrl-C to stop); sign in at http://{host}:{port}/sign-in "
+              "as one of the demo users listed above\n", flush=True)
         web = subprocess.Popen([str(BIN / "flask"), "--app", "wsgi", "run", "--host", host, "--port", port, *argv],
                                cwd=ROOT)
         children.append(web)

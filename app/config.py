@@ -6,9 +6,11 @@ import os
 import secrets
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ENVIRONMENTS = ("development", "testing", "production")
+DEFAULT_TIME_ZONE = "Asia/Shanghai"
 
 
 class ConfigError(RuntimeError):
@@ -98,6 +100,8 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "SCRIPT_TIME_BUDGET_MS": int(env.get("SERVICECASE_SCRIPT_TIME_BUDGET_MS", 300)),
         "SCRIPT_SIZE_BUDGET": int(env.get("SERVICECASE_SCRIPT_SIZE_BUDGET", 1_000_000)),
         "CLOCK": env.get("SERVICECASE_CLOCK", "system" if name == "production" else "simulated"),
+        # The department's time zone: every time a page shows is in it (storage stays UTC).
+        "TIME_ZONE": env.get("SERVICECASE_TIME_ZONE", DEFAULT_TIME_ZONE),
         "EMERGENCY_CONTACT": {
             "name": env.get("SERVICECASE_EMERGENCY_NAME", ""),
             "phone": env.get("SERVICECASE_EMERGENCY_PHONE", ""),
@@ -128,9 +132,22 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         raise ConfigError("the simulated clock exists only in development and testing")
     if cfg["CLOCK"] not in ("system", "simulated"):
         raise ConfigError(f"SERVICECASE_CLOCK must be 'system' or 'simulated', not {cfg['CLOCK']!r}")
+    cfg["TIME_ZONE"] = check_time_zone(cfg["TIME_ZONE"]).key
     if "SQLALCHEMY_ENGINE_OPTIONS" not in overrides:
         cfg["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(cfg["SQLALCHEMY_DATABASE_URI"])
     return cfg
+
+
+def check_time_zone(name: Any) -> ZoneInfo:
+    """The IANA zone ``name`` (``Asia/Shanghai``); ConfigError naming the setting when there is no such zone."""
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError("SERVICECASE_TIME_ZONE must name an IANA time zone such as Asia/Shanghai, not "
+                          f"{name!r}")
+    try:
+        return ZoneInfo(name.strip())
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"SERVICECASE_TIME_ZONE names no known time zone: {name!r} (use an IANA name such as "
+                          "Asia/Shanghai or Europe/Berlin)") from None
 
 
 def engine_options(url: str) -> dict[str, Any]:

@@ -128,6 +128,7 @@ class Server:
     process: subprocess.Popen[bytes]
     port: int
     log: Path
+    token: str = ""  # the bench user's API token, sent with every request
 
     def cpu_seconds(self) -> float:
         """CPU time (user + system) of every process in the server's process group so far."""
@@ -264,13 +265,26 @@ class Recorder:
             self.errors.append(message)
 
 
-class Client:
-    """One keep-alive connection (http.client reconnects when the server closes it)."""
+def bench_token(env: dict[str, str], log: Path) -> str:
+    """An API token of a bench user holding every working role (sign-in is on: every request sends it)."""
+    flask = [sys.executable, "-m", "flask", "--app", "wsgi", "users"]
+    roles = [arg for role in ("agent", "engineer", "regional_engineer", "technical_dept", "supervisor", "warehouse")
+             for arg in ("--role", role)]
+    with log.open("a") as out:
+        subprocess.run([*flask, "create", "bench", *roles, "--password", "bench-only-password"], cwd=ROOT, env=env,
+                       stdout=out, stderr=subprocess.STDOUT, timeout=120, check=True)
+    done = subprocess.run([*flask, "token", "bench"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=120, check=True)
+    return done.stdout.splitlines()[-1]
 
-    def __init__(self, port: int, actor: str) -> None:
+
+class Client:
+    """One keep-alive connection (http.client reconnects when the server closes it), signed in by token."""
+
+    def __init__(self, port: int, token: str) -> None:
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        self.headers = {"Content-Type": "application/json", "Accept": "application/json", "X-Actor": actor,
-                        "Connection": "keep-alive"}
+        self.headers = {"Content-Type": "application/json", "Accept": "application/json",
+                        "Authorization": f"Bearer {token}", "Connection": "keep-alive"}
 
     def post(self, path: str, body: dict[str, Any]) -> tuple[int, Any, float]:
         """POST JSON; return status, decoded body and the request's wall time in seconds."""
@@ -376,7 +390,7 @@ def scenario(server: Server, *, process_id: str, cases: int, threads: int,
     counter_lock = threading.Lock()
 
     def worker(index: int) -> None:
-        client = Client(server.port, actor=f"bench{index}")
+        client = Client(server.port, server.token)
         try:
             while True:
                 with counter_lock:
@@ -423,7 +437,7 @@ def scenario(server: Server, *, process_id: str, cases: int, threads: int,
 def warm_up(server: Server, *, threads: int, equipment_id: int | None) -> None:
     """Load code, definitions and connection pools in every worker before anything is timed."""
     def worker(index: int) -> None:
-        client = Client(server.port, actor=f"warmup{index}")
+        client = Client(server.port, server.token)
         try:
             for _ in range(3):
                 run_case(client, "fault_handling", equipment_id, None)
@@ -469,11 +483,13 @@ def bench_database(url: str, *, plan: Plan, workers: int, worker_class: str, thr
         database_url = prepare_database(url, workdir)
         env = app_environment(database_url, workdir)
         run_setup(env, log)
+        token = bench_token(env, log)
         equipment_id = in_warranty_equipment(database_url)
         print(f"[{label}] starting gunicorn -w {workers} ({worker_class})", flush=True)
         backends = PostgresBackends(database_url) if label == "postgresql" else None
         with contextlib.ExitStack() as stack, gunicorn(
                 env, workers=workers, worker_class=worker_class, threads=threads_per_worker, log=log) as server:
+            server.token = token
             if backends is not None:
                 stack.callback(backends.close)
             warm_up(server, threads=plan.threads, equipment_id=equipment_id)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from html import unescape
 from typing import Any
@@ -24,7 +24,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from werkzeug.test import TestResponse
 
-from app.auth import ROLES, STAFF_ROLES, SYSTEM
+from app.auth import ROLES, STAFF_ROLES, SYSTEM, Actor
 from app.cases.service import open_case
 from app.engine import now
 from app.extensions import db
@@ -32,8 +32,11 @@ from app.processes.service import deploy_sources
 from app.registry.models import Equipment
 from app.registry.service import seed_demo_data
 from app.tasks.models import WorkItem
+from app.tasks.service import claim_work_item
 from app.timers.models import Timer
 from app.timers.service import mark_failed
+from app.users import service as users
+from app.users.models import User
 from tests.support import user_token
 
 # Rules that are not the application's to protect: static files and the OpenAPI document.
@@ -60,7 +63,12 @@ class World:
     complete_task_ids: dict[str, int]
     failed_timer_ids: dict[str, int]
     equipment_id: int
+    release_task_ids: dict[str, int] = field(default_factory=dict)  # claimed by the role's user (or another)
+    assign_task_ids: dict[str, int] = field(default_factory=dict)
+    assignee: str = ""  # a user holding the task role, whom a supervisor may assign tasks to
     username: str = ""  # who signs in on the sign-in page
+    target_users: dict[str, str] = field(default_factory=dict)  # admin change -> a user of its own to change
+    token_to_revoke: str = ""
 
     @staticmethod
     def reported_at() -> Any:
@@ -102,10 +110,26 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ("tasks.detail", "GET"): Entry(READERS, lambda w: f"/tasks/{w.read_task_id}"),
     ("tasks.claim", "POST"): Entry(WORKERS, lambda w: f"/tasks/{w.claim_task_ids['page']}/claim", _no_fields),
     ("tasks.complete", "POST"): Entry(WORKERS, lambda w: f"/tasks/{w.complete_task_ids['page']}", _no_fields),
+    ("worklist.claim", "POST"): Entry(WORKERS, lambda w: f"/worklist/{w.claim_task_ids['worklist']}/claim",
+                                      _no_fields),
+    ("worklist.release", "POST"): Entry(WORKERS, lambda w: f"/worklist/{w.release_task_ids['page']}/release",
+                                        _no_fields),
+    ("worklist.assign", "POST"): Entry(frozenset({"supervisor"}), lambda w: f"/worklist/{w.assign_task_ids['page']}"
+                                       "/assign", lambda w: {"assignee": w.assignee}),
     ("admin.timers_page", "GET"): Entry(TIMER_READERS, lambda w: "/admin/timers"),
     ("admin.retry", "POST"): Entry(ADMINS, lambda w: f"/admin/timers/{w.failed_timer_ids['page']}/retry", _no_fields),
     ("admin.advance_clock", "POST"): Entry(ADMINS, lambda w: "/admin/clock", lambda w: {"by": "1m"}),
     ("admin.users_page", "GET"): Entry(USER_READERS, lambda w: "/admin/users"),
+    ("admin.create_user", "POST"): Entry(ADMINS, lambda w: "/admin/users", lambda w: {
+        "username": "matrixnewcomer", "password": PASSWORD, "roles": ["agent"], "display_name": "New"}),
+    ("admin.set_roles", "POST"): Entry(ADMINS, lambda w: "/admin/users/roles", lambda w: {
+        "username": w.target_users["roles"], "roles": ["agent", "engineer"]}),
+    ("admin.disable_user", "POST"): Entry(ADMINS, lambda w: "/admin/users/disable",
+                                          lambda w: {"username": w.target_users["disable"]}),
+    ("admin.issue_token", "POST"): Entry(ADMINS, lambda w: "/admin/users/tokens",
+                                         lambda w: {"username": w.target_users["token"]}),
+    ("admin.revoke_token", "POST"): Entry(ADMINS, lambda w: "/admin/tokens/revoke",
+                                          lambda w: {"token_id": w.token_to_revoke}),
     ("signin.sign_in", "GET"): Entry(EVERYONE, lambda w: "/sign-in", public=True),
     ("signin.sign_in_submit", "POST"): Entry(
         EVERYONE, lambda w: "/sign-in", lambda w: {"username": w.username, "password": PASSWORD}, public=True),
@@ -120,6 +144,10 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ("api_tasks.TaskClaim", "POST"): Entry(WORKERS, lambda w: f"/api/tasks/{w.claim_task_ids['api']}/claim"),
     ("api_tasks.TaskComplete", "POST"): Entry(
         WORKERS, lambda w: f"/api/tasks/{w.complete_task_ids['api']}/complete", lambda w: {"data": {}}),
+    ("api_tasks.TaskRelease", "POST"): Entry(WORKERS, lambda w: f"/api/tasks/{w.release_task_ids['api']}/release"),
+    ("api_tasks.TaskAssign", "POST"): Entry(frozenset({"supervisor"}),
+                                            lambda w: f"/api/tasks/{w.assign_task_ids['api']}/assign",
+                                            lambda w: {"assignee": w.assignee}),
     ("api_processes.Processes", "GET"): Entry(EVERYONE, lambda w: "/api/processes"),
     ("api_processes.ProcessVersions", "GET"): Entry(EVERYONE, lambda w: "/api/processes/fault_handling/versions"),
     ("api_admin.Timers", "GET"): Entry(TIMER_READERS, lambda w: "/api/admin/timers"),
@@ -189,20 +217,43 @@ def _failed_timer() -> int:
     return timer_id
 
 
+def _target_user(change: str) -> str:
+    """A user of its own for one admin change (roles, disable, token)."""
+    return users.create_user(username=f"matrixtarget{change}", password=PASSWORD, roles=["agent"],
+                             actor=SYSTEM).username
+
+
+def _claimed_task(process: str, role: str, username: str) -> int:
+    """A ready task of ``process`` claimed by the role's user when the role works tasks, else by someone."""
+    task_id = _ready_task(process)
+    someone = Actor("matrixsomeone", frozenset({"supervisor"}))
+    claimer = Actor(username, frozenset({role})) if role in WORKERS else someone
+    claim_work_item(work_item_id=task_id, actor=claimer)
+    return task_id
+
+
 def _world(role: str, username: str) -> World:
     """The cases, tasks and failed timers of one role's requests, committed."""
     seed_demo_data()
     deploy_sources([_one_task_process(r) for r in STAFF_ROLES], actor=SYSTEM)
-    process = f"matrix_{_task_role(role)}"
+    task_role = _task_role(role)
+    process = f"matrix_{task_role}"
+    assignee = f"matrixassignee{task_role.replace('_', '')}"
+    if db.session.scalar(select(User.id).where(User.username == assignee)) is None:
+        users.create_user(username=assignee, password=PASSWORD, roles=[task_role], actor=SYSTEM)
     read_task = _ready_task(process)
     world = World(
         case_id=db.session.scalar(select(WorkItem.case_id).where(WorkItem.id == read_task)) or 0,
         read_task_id=read_task,
-        claim_task_ids={"page": _ready_task(process), "api": _ready_task(process)},
+        claim_task_ids={"page": _ready_task(process), "api": _ready_task(process), "worklist": _ready_task(process)},
+        release_task_ids={where: _claimed_task(process, role, username) for where in ("page", "api")},
+        assign_task_ids={"page": _ready_task(process), "api": _ready_task(process)}, assignee=assignee,
         complete_task_ids={"page": _ready_task(process), "api": _ready_task(process)},
         failed_timer_ids={"page": _failed_timer(), "api": _failed_timer()},
         equipment_id=db.session.scalars(select(Equipment.id).order_by(Equipment.id)).first() or 0,
-        username=username)
+        username=username, target_users={change: _target_user(change) for change in ("roles", "disable", "token")})
+    token, _ = users.create_token(username=world.target_users["token"], actor=SYSTEM)
+    world.token_to_revoke = token.public_id
     db.session.commit()
     return world
 

@@ -108,6 +108,8 @@ def _wait_serving(proc: subprocess.Popen[bytes], port: int, log: Path, timeout: 
 def test_the_readme_clock_command_finds_the_embedded_redis(dev_run) -> None:
     proc, env, port, log = dev_run
     _wait_serving(proc, port, log)
+    password = (Path(env["SERVICECASE_INSTANCE"]) / "demo_password").read_text().strip()
+    assert f"password for all of them: {password}" in log.read_text()  # the demo users, printed at start-up
     record = Path(env["SERVICECASE_INSTANCE"]) / "redis_url"
     url, redis_pid = record.read_text().split()
     assert url.startswith("redis://127.0.0.1:") and _alive(int(redis_pid))

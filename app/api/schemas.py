@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from marshmallow import RAISE, Schema, fields, validate
 
-from app.cases.models import CASE_STATUSES, INTAKE_CHANNELS, PRIORITIES
+from app.choices import (
+    CASE_STATUSES,
+    CHANNELS,
+    INTAKE_CHANNELS,
+    PRIORITIES,
+    ROLES,
+    WORK_ITEM_STATES,
+    choice_field,
+    flag_field,
+)
 from app.inputs import Id, WholeNumber
-from app.tasks.models import WORK_ITEM_STATES
 
 
 class StrictSchema(Schema):
@@ -23,10 +31,10 @@ class CaseCreateSchema(StrictSchema):
                             metadata={"description": "Process id, e.g. fault_handling"})
     reported_at = fields.AwareDateTime(required=True, metadata={
         "description": "The customer's notice time (ISO 8601 with offset); deadlines run from it"})
-    channel = fields.String(required=True, validate=validate.OneOf(INTAKE_CHANNELS))
+    channel = choice_field(INTAKE_CHANNELS, required=True)
     description = fields.String(required=True, validate=validate.Length(1, 5000))
     title = fields.String(validate=validate.Length(1, 200))
-    priority = fields.String(load_default="normal", validate=validate.OneOf(PRIORITIES))
+    priority = choice_field(PRIORITIES, load_default="normal")
     customer_id = Id(allow_none=True, strict=True)
     equipment_id = Id(allow_none=True, strict=True)
 
@@ -41,7 +49,7 @@ class PageArgsSchema(StrictSchema):
 class CaseQuerySchema(PageArgsSchema):
     """Filters of the case list."""
 
-    status = fields.String(validate=validate.OneOf(CASE_STATUSES))
+    status = choice_field(CASE_STATUSES)
     process = fields.String(validate=validate.Length(1, 100))
     text = fields.String(validate=validate.Length(1, 200))
     customer_id = Id()
@@ -51,10 +59,22 @@ class CaseQuerySchema(PageArgsSchema):
 class TaskQuerySchema(PageArgsSchema):
     """Filters of the task list (worklist)."""
 
-    role = fields.String(validate=validate.Length(1, 50))
+    role = choice_field(ROLES)
     assignee = fields.String(validate=validate.Length(1, 100))
     case_id = Id()
-    state = fields.String(load_default="ready", validate=validate.OneOf(WORK_ITEM_STATES))
+    state = choice_field(WORK_ITEM_STATES, load_default="ready")
+    process = fields.String(validate=validate.Length(1, 100), metadata={"description": "The case's process id"})
+    region = fields.String(validate=validate.Length(1, 100), metadata={"description": "The customer's region"})
+    priority = choice_field(PRIORITIES)
+    channel = choice_field(CHANNELS)
+    overdue = flag_field(metadata={"description": "true: only tasks whose deadline has passed; false: the others"})
+
+
+class TaskAssignSchema(StrictSchema):
+    """Assigning a task: the user who is to work on it."""
+
+    assignee = fields.String(required=True, validate=validate.Length(1, 100),
+                             metadata={"description": "User name of a user holding the task's role"})
 
 
 class TaskCompleteSchema(StrictSchema):

@@ -8,7 +8,14 @@ from flask.views import MethodView
 from marshmallow import RAISE
 
 from app.api.common import ApiBlueprint, current_actor
-from app.api.schemas import CaseSchema, TaskCompleteSchema, TaskDetailSchema, TaskListSchema, TaskQuerySchema
+from app.api.schemas import (
+    CaseSchema,
+    TaskAssignSchema,
+    TaskCompleteSchema,
+    TaskDetailSchema,
+    TaskListSchema,
+    TaskQuerySchema,
+)
 from app.tasks import service as tasks
 from app.uow import unit_of_work
 
@@ -23,10 +30,14 @@ class Tasks(MethodView):
     @blp.response(200, TaskListSchema)
     @blp.errors()
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
-        """List tasks (filters: role, assignee, case_id, state; paginated; most urgent first)."""
-        items, total = tasks.list_work_items(actor=current_actor(),
-                                             role=args.get("role"), assignee=args.get("assignee"),
-                                             case_id=args.get("case_id"), state=args["state"],
+        """List tasks (filters: role, assignee, case_id, state, process, region, priority, channel, overdue;
+        paginated; overdue first, then by deadline)."""
+        filters = tasks.WorkFilters(process_id=args.get("process"), region=args.get("region"),
+                                    priority=args.get("priority"), channel=args.get("channel"),
+                                    overdue=args.get("overdue"))
+        items, total = tasks.list_work_items(actor=current_actor(), role=args.get("role"),
+                                             assignee=args.get("assignee"), case_id=args.get("case_id"),
+                                             state=args["state"], filters=filters,
                                              page=args["page"], per_page=args["per_page"])
         return {"items": items, "total": total, "page": args["page"], "per_page": args["per_page"]}
 
@@ -55,6 +66,38 @@ class TaskClaim(MethodView):
         actor = current_actor()
         with unit_of_work():
             item = tasks.claim_work_item(work_item_id=task_id, actor=actor)
+        return tasks.task_detail(item, actor=actor)
+
+
+@blp.route("/<id:task_id>/release")
+class TaskRelease(MethodView):
+    """Releasing a claimed task back to its role's queue."""
+
+    @blp.response(200, TaskDetailSchema)
+    @blp.errors(400, 413, 415, e403="Only the assignee or a supervisor may release the task",
+                e404="Unknown task", e409="The task is no longer ready, or nobody has claimed it")
+    def post(self, task_id: int) -> tasks.WorkItemDetail:
+        """Unassign the task: it goes back to the queue of its role."""
+        actor = current_actor()
+        with unit_of_work():
+            item = tasks.release_work_item(work_item_id=task_id, actor=actor)
+        return tasks.task_detail(item, actor=actor)
+
+
+@blp.route("/<id:task_id>/assign")
+class TaskAssign(MethodView):
+    """Assigning a task to someone (supervisors)."""
+
+    @blp.arguments(TaskAssignSchema)
+    @blp.response(200, TaskDetailSchema)
+    @blp.errors(400, 413, 415, e403="Only supervisors assign tasks", e404="Unknown task",
+                e409="The task is no longer ready",
+                e422="No such user, the user is disabled, or does not hold the task's role")
+    def post(self, args: dict[str, Any], task_id: int) -> tasks.WorkItemDetail:
+        """Assign the task to the named user, who must hold the task's role."""
+        actor = current_actor()
+        with unit_of_work():
+            item = tasks.assign_work_item(work_item_id=task_id, assignee=args["assignee"], actor=actor)
         return tasks.task_detail(item, actor=actor)
 
 

@@ -8,14 +8,12 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
 
+from app.choices import CASE_STATUSES, CHANNELS, INTAKE_CHANNELS, PRIORITIES
 from app.extensions import JSONData, UTCDateTime, db
 from app.processes.models import ProcessVersion
 from app.registry.models import Customer, Equipment
 
-CASE_STATUSES = ("open", "closed", "cancelled")
-INTAKE_CHANNELS = ("phone", "email", "fax", "web")  # how a customer can reach the department
-CHANNELS = (*INTAKE_CHANNELS, "schedule")  # plus cases started by a recurring schedule
-PRIORITIES = ("normal", "high", "emergency")
+__all__ = ["CASE_STATUSES", "CHANNELS", "INTAKE_CHANNELS", "PRIORITIES", "Case"]  # the choice lists: app.choices
 
 
 class Case(db.Model):  # type: ignore[name-defined,misc]

@@ -64,6 +64,27 @@ class ProcessDefinition:
         """The BPMN process id."""
         return self.catalogue.process_id
 
+    def timers_leading_to(self, task_spec: str) -> tuple[str, ...]:
+        """The timer events (BPMN ids) whose firing leads straight to the human task ``task_spec``, through
+        gateways and script tasks but no other human task: the deadlines an escalation task is about."""
+        specs = {**self.spec.task_specs}
+        for sub in self.subprocess_specs.values():
+            specs.update(sub.task_specs)
+        start = specs.get(task_spec)
+        found: list[str] = []
+        seen: set[str] = set()
+        pending = list(start.inputs) if start is not None else []
+        while pending:
+            spec = pending.pop()
+            if spec.name in seen:
+                continue
+            seen.add(spec.name)
+            if isinstance(getattr(spec, "event_definition", None), TimerEventDefinition):
+                found.append(spec.name)
+            elif not getattr(spec, "manual", False):
+                pending.extend(spec.inputs)
+        return tuple(sorted(found))
+
 
 @dataclass(frozen=True)
 class HumanTask:

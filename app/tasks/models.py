@@ -8,9 +8,10 @@ from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.cases.models import Case
+from app.choices import WORK_ITEM_STATES
 from app.extensions import UTCDateTime, db
 
-WORK_ITEM_STATES = ("ready", "completed", "cancelled")
+__all__ = ["WORK_ITEM_STATES", "WorkItem"]  # the choice list lives in app.choices
 
 
 class WorkItem(db.Model):  # type: ignore[name-defined,misc]

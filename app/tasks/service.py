@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import case as sql_case
 from sqlalchemy.orm import selectinload
 
 from app.audit.service import record_event
-from app.auth import Actor, require
+from app.auth import STAFF_ROLES, SYSTEM, Actor, require
+from app.cases.models import Case
 from app.cases.service import (
     CaseDetail,
     case_detail,
@@ -17,6 +21,7 @@ from app.cases.service import (
     lock_case_for_work_item,
     store_instance,
 )
+from app.choices import CHANNELS, PRIORITIES, ROLES, WORK_ITEM_STATES
 from app.engine import ScriptError, TaskNotReadyError, UnknownTaskError, now
 from app.errors import (
     ConflictError,
@@ -28,7 +33,11 @@ from app.errors import (
 from app.extensions import db
 from app.forms import FormDefinition, FormRegistry, FormValidationError
 from app.inputs import MAX_ID
-from app.tasks.models import WORK_ITEM_STATES, WorkItem
+from app.processes.service import definition_for
+from app.registry.models import Customer
+from app.tasks.models import WorkItem
+from app.timers.models import Timer
+from app.users.service import actor_for, get_user
 
 
 def forms() -> FormRegistry:
@@ -46,13 +55,56 @@ def _form_of(item: WorkItem) -> FormDefinition | None:
     return forms().get(item.form_key) if item.form_key else None
 
 
-def list_work_items(*, actor: Actor, role: str | None = None, assignee: str | None = None, case_id: int | None = None,
-                    state: str | None = "ready", page: int = 1,
-                    per_page: int = 50) -> tuple[list[WorkItem], int]:
-    """Work items matching the filters, most urgent first, with the total count (tasks.read)."""
+@dataclass(frozen=True)
+class WorkFilters:
+    """The worklist's filters beyond role and assignee: what the case is about and how urgent it is."""
+
+    process_id: str | None = None  # the case's process (fault_handling…)
+    region: str | None = None  # the customer's region
+    priority: str | None = None  # one of PRIORITIES
+    channel: str | None = None  # one of CHANNELS
+    overdue: bool | None = None  # True: deadline passed; False: not passed or none; None: either
+
+
+def _check_choice(errors: dict[str, list[str]], name: str, value: str | None, choices: tuple[str, ...]) -> None:
+    if value is not None and value not in choices:
+        errors[name] = [f"must be one of {', '.join(choices)}"]
+
+
+def _filtered(query: Select[Any], filters: WorkFilters, current: datetime) -> Select[Any]:
+    """``query`` narrowed to the work items whose case (and customer) match ``filters``."""
+    if filters.process_id or filters.priority or filters.channel or filters.region:
+        query = query.join(Case, WorkItem.case_id == Case.id)
+    if filters.process_id:
+        query = query.where(Case.process_id == filters.process_id)
+    if filters.priority:
+        query = query.where(Case.priority == filters.priority)
+    if filters.channel:
+        query = query.where(Case.channel == filters.channel)
+    if filters.region:
+        query = query.join(Customer, Case.customer_id == Customer.id).where(Customer.region == filters.region)
+    if filters.overdue is True:
+        query = query.where(WorkItem.due_at.is_not(None), WorkItem.due_at <= current)
+    elif filters.overdue is False:
+        query = query.where(or_(WorkItem.due_at.is_(None), WorkItem.due_at > current))
+    return query
+
+
+def list_work_items(*, actor: Actor, role: str | None = None, assignee: str | None = None,
+                    case_id: int | None = None, state: str | None = "ready", filters: WorkFilters | None = None,
+                    page: int = 1, per_page: int = 50) -> tuple[list[WorkItem], int]:
+    """Work items matching the filters, overdue ones first, then by deadline (soonest first), then oldest;
+    with the total count."""
     require(actor, "tasks.read")
-    if state is not None and state not in WORK_ITEM_STATES:
-        raise InvalidDataError("unknown state", errors={"state": [f"must be one of {', '.join(WORK_ITEM_STATES)}"]})
+    filters = filters or WorkFilters()
+    errors: dict[str, list[str]] = {}
+    _check_choice(errors, "state", state, WORK_ITEM_STATES)
+    _check_choice(errors, "role", role, ROLES)
+    _check_choice(errors, "priority", filters.priority, PRIORITIES)
+    _check_choice(errors, "channel", filters.channel, CHANNELS)
+    if errors:
+        raise InvalidDataError(f"unknown {', '.join(errors)}", errors=errors)
+    current = now()
     query = select(WorkItem)
     if state:
         query = query.where(WorkItem.state == state)
@@ -62,12 +114,57 @@ def list_work_items(*, actor: Actor, role: str | None = None, assignee: str | No
         query = query.where(WorkItem.assignee == assignee)
     if case_id:
         query = query.where(WorkItem.case_id == case_id)
+    query = _filtered(query, filters, current)
     total = db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    # Items with a deadline first, soonest first; then oldest first.
+    # Overdue work first (most overdue first), then the soonest deadline, then work without one, oldest first.
+    # Ascending due times put every passed deadline before every future one, so no expression on the clock
+    # is needed, and the (state, role, due_at) index can serve the order.
     order = (WorkItem.due_at.is_(None), WorkItem.due_at, WorkItem.created_at, WorkItem.id)
-    items = list(db.session.scalars(query.options(selectinload(WorkItem.case)).order_by(*order)
-                                    .offset((page - 1) * per_page).limit(per_page)))
+    items = list(db.session.scalars(
+        query.options(selectinload(WorkItem.case).selectinload(Case.customer),
+                      selectinload(WorkItem.case).selectinload(Case.equipment))
+        .order_by(*order).offset((page - 1) * per_page).limit(per_page)))
     return items, total
+
+
+@dataclass(frozen=True)
+class QueueCount:
+    """How many ready tasks one queue (a role, or the actor's own tasks) holds, and how many are overdue."""
+
+    role: str | None  # None: the actor's own (claimed) tasks
+    ready: int
+    overdue: int
+
+
+@dataclass(frozen=True)
+class WorklistCounts:
+    """The counts shown beside the worklist's views: my tasks, and one queue per role the actor holds."""
+
+    mine: QueueCount
+    queues: list[QueueCount]
+
+
+def worklist_counts(*, actor: Actor) -> WorklistCounts:
+    """Ready and overdue counts of the actor's own tasks and of the queue of each staff role they hold."""
+    require(actor, "tasks.read")
+    current = now()
+    overdue = func.sum(sql_case((and_(WorkItem.due_at.is_not(None), WorkItem.due_at <= current), 1), else_=0))
+    roles = [role for role in STAFF_ROLES if actor.has_role(role)]
+    rows = {role: (ready, late or 0) for role, ready, late in db.session.execute(
+        select(WorkItem.role, func.count(), overdue).where(WorkItem.state == "ready", WorkItem.role.in_(roles))
+        .group_by(WorkItem.role))} if roles else {}
+    ready, late = db.session.execute(select(func.count(), overdue).where(
+        WorkItem.state == "ready", WorkItem.assignee == actor.username)).one()
+    return WorklistCounts(mine=QueueCount(None, ready, late or 0),
+                          queues=[QueueCount(role, *rows.get(role, (0, 0))) for role in roles])
+
+
+def worklist_regions(*, actor: Actor) -> list[str]:
+    """The customers' regions of the cases that have ready work, for the region filter."""
+    require(actor, "tasks.read")
+    return list(db.session.scalars(
+        select(Customer.region).distinct().join(Case, Case.customer_id == Customer.id)
+        .join(WorkItem, WorkItem.case_id == Case.id).where(WorkItem.state == "ready").order_by(Customer.region)))
 
 
 def get_work_item(work_item_id: int, *, actor: Actor) -> WorkItem:
@@ -134,6 +231,64 @@ def claim_work_item(*, work_item_id: int, actor: Actor) -> WorkItem:
     return item
 
 
+def release_work_item(*, work_item_id: int, actor: Actor) -> WorkItem:
+    """Put a claimed task back in its role's queue (by its assignee, or a supervisor)."""
+    require(actor, "tasks.work")
+    case, item = lock_case_for_work_item(work_item_id)
+    _check_ready(item)
+    if item.assignee is None:
+        raise ConflictError(f"task {item.id} is not claimed by anyone, so there is nothing to release")
+    if item.assignee != actor.username and not actor.has_role("supervisor"):
+        raise PermissionDeniedError(f"task {item.id} is claimed by {item.assignee}: only they or a supervisor "
+                                    "may release it")
+    previous = item.assignee
+    item.assignee, item.claimed_at = None, None
+    case.updated_at = now()
+    record_event(case=case, type="task_released", actor=actor.username, payload={
+        "work_item_id": item.id, "task_id": item.task_id, "name": item.name, "previous": previous,
+        "assignee": None})
+    db.session.flush()
+    return item
+
+
+def _assignable(item: WorkItem, assignee: str) -> str:
+    """The user name ``assignee`` stands for, if that user exists, is enabled and may work ``item``
+    (InvalidDataError at the field ``assignee`` otherwise)."""
+    def refuse(message: str) -> InvalidDataError:
+        return InvalidDataError(message, errors={"assignee": [message]})
+
+    if not assignee.strip():
+        raise refuse("name the user to assign the task to")
+    try:
+        user = get_user(username=assignee)
+    except NotFoundError:
+        raise refuse(f"there is no user named {assignee.strip()!r}") from None
+    if user.disabled:
+        raise refuse(f"user {user.username!r} is disabled")
+    if not actor_for(user).can_work_on(item.role):
+        needed = f"the role {item.role}" if item.role else "a staff role"
+        raise refuse(f"user {user.username!r} does not hold {needed}, which task {item.id} needs")
+    return user.username
+
+
+def assign_work_item(*, work_item_id: int, assignee: str, actor: Actor) -> WorkItem:
+    """Give a ready task to a named user who holds its role (supervisors only; assigning it to its
+    current assignee changes nothing)."""
+    require(actor, "tasks.assign")
+    case, item = lock_case_for_work_item(work_item_id)
+    _check_ready(item)
+    name = _assignable(item, assignee)
+    if item.assignee != name:
+        previous = item.assignee
+        item.assignee, item.claimed_at = name, now()
+        case.updated_at = item.claimed_at
+        record_event(case=case, type="task_assigned", actor=actor.username, payload={
+            "work_item_id": item.id, "task_id": item.task_id, "name": item.name, "previous": previous,
+            "assignee": name})
+    db.session.flush()
+    return item
+
+
 def validate_task_data(item: WorkItem, data: Any) -> dict[str, Any]:
     """Validate submitted data against the task's record form and return the cleaned payload."""
     if not isinstance(data, dict):
@@ -169,6 +324,72 @@ def complete_work_item(*, work_item_id: int, actor: Actor, data: Any) -> CaseDet
     item.state, item.completed_at, item.completed_by = "completed", now(), actor.username
     item.assignee = item.assignee or actor.username
     completion = ("task_completed", {"work_item_id": item.id, "task_id": item.task_id, "task_spec": item.task_spec,
-                                     "name": item.name, "form_key": item.form_key, "data": cleaned})
+                                     "name": item.name, "form_key": item.form_key, "data": cleaned,
+                                     **_completion_deadline(item)})
     stored = store_instance(case, instance, actor=actor, completed=item, leading_events=[completion])
     return case_detail(case, actor=actor, stored=stored)
+
+
+def _completion_deadline(item: WorkItem) -> dict[str, Any]:
+    """The ``deadline`` entry of a task_completed event: present only when the task had a deadline."""
+    kept = deadline_kept(item, actor=SYSTEM)  # the caller checked the actor's right to complete it
+    return {"deadline": kept} if kept is not None else {}
+
+
+def deadline_kept(item: WorkItem, *, actor: Actor) -> dict[str, Any] | None:
+    """Whether a completed task kept its deadline: ``{"name", "due_at", "margin_ms", "met"}``, the margin
+    positive when it was done early, negative when late; None for a task without a deadline or not done."""
+    require(actor, "tasks.read")
+    if item.due_at is None or item.completed_at is None or item.state != "completed":
+        return None
+    # The timer that set the task's deadline (the earliest guarding it): same case, same due time.
+    # (Once the task is done, its boundary timer is cancelled: its row still names the deadline.)
+    own_first = sql_case((Timer.attached_task_id == item.task_id, 0), else_=1)
+    name = db.session.scalar(select(Timer.name).where(Timer.case_id == item.case_id, Timer.due_at == item.due_at)
+                             .order_by(own_first, Timer.id).limit(1))
+    margin_ms = int((item.due_at - item.completed_at).total_seconds() * 1000)
+    return {"name": name, "due_at": item.due_at.isoformat(), "margin_ms": margin_ms, "met": margin_ms >= 0}
+
+
+@dataclass(frozen=True)
+class MissedDeadline:
+    """The deadline an escalation task is about: its name, when it was due, and when the work it guarded
+    was done (None while it is still open: the miss keeps growing)."""
+
+    name: str
+    due_at: datetime
+    done_at: datetime | None
+
+
+def missed_deadlines(items: list[WorkItem], *, actor: Actor) -> dict[int, MissedDeadline]:
+    """For each escalation task among ``items`` (a task the firing of a deadline timer started), the
+    deadline that was missed; keyed by work item id. Two queries for a whole page."""
+    require(actor, "tasks.read")
+    leading: dict[int, tuple[str, ...]] = {}
+    for item in items:
+        timers = definition_for(item.case.process_version_id).timers_leading_to(item.task_spec)
+        if timers:
+            leading[item.id] = timers
+    if not leading:
+        return {}
+    wanted = [item for item in items if item.id in leading]
+    fired = list(db.session.scalars(select(Timer).where(
+        Timer.case_id.in_({item.case_id for item in wanted}), Timer.state == "fired",
+        Timer.task_spec.in_({spec for specs in leading.values() for spec in specs})).order_by(Timer.ended_at)))
+    guarded = {(w.case_id, w.task_id): w for w in db.session.scalars(select(WorkItem).where(
+        WorkItem.case_id.in_({t.case_id for t in fired}),
+        WorkItem.task_id.in_({t.attached_task_id for t in fired if t.attached_task_id})))} if fired else {}
+    result: dict[int, MissedDeadline] = {}
+    for item in wanted:
+        # The latest firing of one of its timers before the task appeared is the one that raised it.
+        candidates = [t for t in fired if t.case_id == item.case_id and t.task_spec in leading[item.id]
+                      and t.ended_at is not None and t.ended_at <= item.created_at]
+        if not candidates:
+            continue
+        timer = candidates[-1]
+        work = guarded.get((item.case_id, timer.attached_task_id or ""))
+        done_at = work.completed_at if work is not None and work.state != "ready" else None
+        if done_at is None and item.case.closed_at is not None:
+            done_at = item.case.closed_at
+        result[item.id] = MissedDeadline(name=timer.name, due_at=timer.due_at, done_at=done_at)
+    return result

@@ -23,7 +23,7 @@ from app.registry.service import list_equipment
 from app.tasks.service import forms
 from app.uow import unit_of_work
 from app.web.common import Pagination, current_actor, load_query, page_blueprint
-from app.web.filters import SUMMARY_LABELS, format_utc, humanize, role_name
+from app.web.filters import SUMMARY_LABELS, deadline_outcome, format_utc, humanize, role_name
 from app.web.schemas import CaseListQuerySchema, NewCaseSchema
 
 bp = page_blueprint("cases", __name__, url_prefix="/cases")
@@ -117,6 +117,11 @@ def _details(event: CaseEvent) -> list[tuple[str, str]]:
         if p.get("previous"):
             rows.append(("Taken over from", str(p["previous"])))
         return rows
+    if event.type in ("task_released", "task_assigned"):
+        return [("Task", str(p.get("name", ""))), ("Previous assignee", str(p.get("previous") or "—")),
+                ("Assigned to", str(p.get("assignee") or "— (back in the queue)"))]
+    if event.type == "task_completed" and (kept := deadline_outcome(p.get("deadline"))):
+        return [("Task", str(p.get("name", ""))), ("Deadline", kept)]
     if event.type in ("task_completed", "task_cancelled"):
         return [("Task", str(p.get("name", "")))]
     if event.type.startswith("timer_"):

@@ -8,8 +8,15 @@ from typing import Any
 
 from marshmallow import EXCLUDE, Schema, fields, pre_load, validate
 
-from app.auth import ROLES
-from app.cases.models import CASE_STATUSES, CHANNELS, PRIORITIES
+from app.choices import (
+    CASE_STATUSES,
+    CHANNELS,
+    INTAKE_CHANNELS,
+    PRIORITIES,
+    ROLES,
+    choice_field,
+    flag_field,
+)
 from app.inputs import Id, WholeNumber
 
 
@@ -50,9 +57,9 @@ class NewCaseSchema(BrowserSchema):
                             error_messages={"required": "Choose the process."})
     reported_at = UTCDateTimeLocal(required=True,
                                    error_messages={"required": "Enter when the customer gave notice."})
-    channel = fields.String(required=True, validate=validate.OneOf(CHANNELS),
-                            error_messages={"required": "Choose how the customer reported it."})
-    priority = fields.String(load_default="normal", validate=validate.OneOf(PRIORITIES))
+    channel = choice_field(INTAKE_CHANNELS, required=True,
+                           error_messages={"required": "Choose how the customer reported it."})
+    priority = choice_field(PRIORITIES, load_default="normal")
     equipment_id = Id(load_default=None, error_messages={"invalid": "Choose equipment from the list."})
     title = fields.String(load_default=None, validate=validate.Length(1, 200))
     description = fields.String(required=True, validate=validate.Length(1, 5000),
@@ -67,15 +74,27 @@ class PageArgsSchema(BrowserSchema):
 
 
 class WorklistQuerySchema(PageArgsSchema):
-    """Filters of the worklist."""
+    """Filters of the worklist: the view (my tasks, one role's queue) and what the cases are about."""
 
-    role = fields.String(load_default=None, validate=validate.OneOf(ROLES))
-    mine = fields.Boolean(load_default=False)
+    role = choice_field(ROLES, load_default=None)
+    mine = flag_field(load_default=False)
+    process = fields.String(load_default=None, validate=validate.Length(1, 100))
+    region = fields.String(load_default=None, validate=validate.Length(1, 100))
+    priority = choice_field(PRIORITIES, load_default=None)
+    channel = choice_field(CHANNELS, load_default=None)
+    overdue = flag_field(load_default=None)
+
+
+class AssignFormSchema(BrowserSchema):
+    """The assign form of a task (supervisors): the user to give it to."""
+
+    assignee = fields.String(required=True, validate=validate.Length(1, 100),
+                             error_messages={"required": "Enter the name of the user to assign the task to."})
 
 
 class CaseListQuerySchema(PageArgsSchema):
     """Filters of the case list."""
 
-    status = fields.String(load_default=None, validate=validate.OneOf(CASE_STATUSES))
+    status = choice_field(CASE_STATUSES, load_default=None)
     process = fields.String(load_default=None, validate=validate.Length(1, 100))
     text = fields.String(load_default=None, validate=validate.Length(1, 200))

@@ -77,7 +77,8 @@ def lock_out(username: str, address: str) -> LockOut | None:
     for scope, item in _limits():
         if not strategy.test(item, NAMESPACE, scope, keys[scope]):
             reset_at, _ = strategy.get_window_stats(item, NAMESPACE, scope, keys[scope])
-            return LockOut(scope, max(1, math.ceil((reset_at - time.time()) / 60)))
+            # Redis keeps the times to a few decimals: a second's slack keeps "15 minutes" from reading 16.
+            return LockOut(scope, max(1, math.ceil((reset_at - time.time() - 1) / 60)))
     return None
 
 

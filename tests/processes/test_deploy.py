@@ -8,7 +8,6 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -98,8 +97,7 @@ def test_first_deploy_creates_v1_and_the_second_changes_nothing(ctx: Flask) -> N
     assert [(v.id, v.sha256) for v in versions()] == [(v.id, v.sha256) for v in stored]
 
 
-def test_changed_content_becomes_v2_following_v1(ctx: Flask, tmp_path: Path,
-                                                 signed_in: Callable[..., FlaskClient]) -> None:
+def test_changed_content_becomes_v2_following_v1(ctx: Flask, tmp_path: Path, client: FlaskClient) -> None:
     assert deploy(ctx, FAULT).exit_code == 0
     result = deploy(ctx, revised(tmp_path), "--by", "pat", "--note", "36 h diagnosis")
     assert result.exit_code == 0, result.output
@@ -109,7 +107,7 @@ def test_changed_content_becomes_v2_following_v1(ctx: Flask, tmp_path: Path,
     assert v2.previous_id == v1.id
     assert v2.sha256 != v1.sha256
     assert (v2.deployed_by, v2.note) == ("pat", "36 h diagnosis")
-    listed = signed_in("pat", "process_owner").get("/api/processes/fault_handling/versions").get_json()
+    listed = client.get("/api/processes/fault_handling/versions").get_json()
     assert [v["version"] for v in listed] == [2, 1]
 
 
@@ -485,13 +483,13 @@ def _open_with(clock: Any, **data: Any) -> int:
 
 @pytest.mark.parametrize("description", ["not a date", "P99999999D", "9999-12-31T23:00:00-05:00"])
 def test_opening_a_case_whose_timer_value_is_unusable_answers_422_and_saves_nothing(
-        ctx: Flask, tmp_path: Path, clock: Any, description: str, signed_in: Callable[..., FlaskClient]) -> None:
+        ctx: Flask, tmp_path: Path, clock: Any, description: str, client: FlaskClient) -> None:
     # The first deadline is the case's description here: whatever the caller typed reaches the timer.
     text = TIMER_FROM_DATA.read_text().replace("<bpmn:timeDate>first_deadline</bpmn:timeDate>",
                                                "<bpmn:timeDate>description</bpmn:timeDate>")
     (tmp_path / TIMER_FROM_DATA.name).write_text(text)
     assert deploy(ctx, tmp_path / TIMER_FROM_DATA.name).exit_code == 0
-    response = signed_in("alice").post("/api/cases", json={
+    response = client.post("/api/cases", json={
         "process": "deploy_timer_from_data", "reported_at": (clock.now() - timedelta(hours=1)).isoformat(),
         "channel": "phone", "description": description})
     assert response.status_code == 422, response.get_json()
@@ -501,13 +499,13 @@ def test_opening_a_case_whose_timer_value_is_unusable_answers_422_and_saves_noth
 
 
 def test_completing_a_task_whose_next_timer_value_is_unusable_answers_422_and_saves_nothing(
-        ctx: Flask, clock: Any, signed_in: Callable[..., FlaskClient]) -> None:
+        ctx: Flask, clock: Any, client: FlaskClient) -> None:
     assert deploy(ctx, TIMER_FROM_DATA).exit_code == 0
     case_id = _open_with(clock, first_deadline=(clock.now() + timedelta(hours=1)).isoformat(),
                          second_deadline="P99999999D")
     (item,), _ = list_work_items(actor=SYSTEM, case_id=case_id)
     before = (db.session.get(Case, case_id).state_json, _rows(CaseEvent), _rows(WorkItem), _rows(Timer))
-    response = signed_in("alice").post(f"/api/tasks/{item.id}/complete", json={"data": REVIEW})
+    response = client.post(f"/api/tasks/{item.id}/complete", json={"data": REVIEW})
     assert response.status_code == 422, response.get_json()
     assert "second_deadline_event" in response.get_json()["message"]
     db.session.rollback()

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import Result
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.auth import ROLES
 from app.engine import now
@@ -168,3 +168,29 @@ def test_a_database_without_the_users_tables_is_a_message_not_a_traceback(tmp_pa
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     assert "nothing changed: the database refused: no such table: users" in done.stderr
+
+
+def test_setup_in_development_creates_and_prints_the_demo_users(app: Flask, deployed: Flask,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(app.config, "ENV_NAME", "development")
+    result = app.test_cli_runner().invoke(args=["setup", "--no-demo"])
+    assert result.exit_code == 0, result.output
+    password = (Path(app.instance_path) / "demo_password").read_text().strip()
+    assert f"password for all of them: {password}" in result.output
+    for role in ROLES:
+        assert f"  {role} " in result.output
+    again = app.test_cli_runner().invoke(args=["setup", "--no-demo"])
+    assert f"password for all of them: {password}" in again.output  # the same password, kept
+    db.session.rollback()
+    assert db.session.scalar(select(func.count()).select_from(User)) == len(ROLES)
+
+
+@pytest.mark.parametrize("environment", ["production", "testing"])
+def test_no_demo_users_outside_development(app: Flask, deployed: Flask, monkeypatch: pytest.MonkeyPatch,
+                                          environment: str) -> None:
+    monkeypatch.setitem(app.config, "ENV_NAME", environment)
+    result = app.test_cli_runner().invoke(args=["setup", "--no-demo"])
+    assert result.exit_code == 0, result.output
+    assert "Demo users" not in result.output
+    db.session.rollback()
+    assert db.session.scalar(select(func.count()).select_from(User)) == 0

@@ -211,3 +211,71 @@ def test_revoked_tokens_and_disabled_users_are_refused(ctx: Flask) -> None:
         users.disable_user(username="bob", actor=ADMIN)
     with pytest.raises(NotFoundError):
         users.revoke_token(token_id="nosuchtokn", actor=ADMIN)
+
+
+# -- roles, sign-in, sessions, demo users --------------------------------------------------------------------
+def test_set_roles_gives_exactly_the_roles_and_records_the_change(ctx: Flask) -> None:
+    _new("alice", "engineer", "warehouse")
+    user = users.set_roles(username="alice", roles=["supervisor", "engineer", "engineer"], actor=ADMIN)
+    assert user.role_names == ["engineer", "supervisor"]
+    db.session.commit()
+    db.session.expire_all()
+    assert users.get_user(username="alice").role_names == ["engineer", "supervisor"]
+    last = db.session.scalars(select(UserEvent).order_by(UserEvent.id.desc())).first()
+    assert last is not None and (last.type, last.payload) == (
+        "user_roles_set", {"before": ["engineer", "warehouse"], "roles": ["engineer", "supervisor"]})
+    with pytest.raises(InvalidDataError, match="unknown role 'wizard'"):
+        users.set_roles(username="alice", roles=["wizard"], actor=ADMIN)
+    with pytest.raises(PermissionDeniedError, match="needs the role admin"):
+        users.set_roles(username="alice", roles=["admin"], actor=Actor("eve", frozenset({"supervisor"})))
+    with pytest.raises(NotFoundError):
+        users.set_roles(username="nobody", roles=[], actor=ADMIN)
+
+
+def test_reading_users_needs_users_read(ctx: Flask) -> None:
+    _new("alice")
+    assert [u.username for u in users.list_users(actor=Actor("audrey", frozenset({"auditor"})))] == ["alice"]
+    with pytest.raises(PermissionDeniedError, match="may not read users"):
+        users.list_users(actor=Actor("eve", frozenset({"engineer"})))
+
+
+def test_sign_in_checks_the_password_and_records_the_outcome(ctx: Flask, clock: ManualClock) -> None:
+    _new("alice", "engineer")
+    user = users.sign_in(username=" alice ", password=PASSWORD, address="10.0.0.1")
+    assert user.username == "alice" and user.last_sign_in_at == clock.now()
+    for name, password, message in [("alice", "wrong", "the user name or the password is wrong"),
+                                    ("bob", PASSWORD, "the user name or the password is wrong"),
+                                    ("", PASSWORD, "the user name or the password is wrong")]:
+        with pytest.raises(users.SignInRefusedError, match=message):
+            users.sign_in(username=name, password=password, address="10.0.0.1")
+    users.disable_user(username="alice", actor=ADMIN)
+    with pytest.raises(users.SignInRefusedError, match="disabled"):
+        users.sign_in(username="alice", password=PASSWORD, address="10.0.0.1")
+    types = [e.type for e in db.session.scalars(select(UserEvent).order_by(UserEvent.id))]
+    assert types == ["user_created", "signed_in", "sign_in_failed", "sign_in_failed", "sign_in_failed",
+                     "user_disabled", "sign_in_failed"]
+
+
+def test_a_session_acts_with_the_current_roles_until_its_generation_ends(ctx: Flask) -> None:
+    user = _new("alice", "engineer")
+    db.session.commit()
+    generation = user.session_generation
+    assert users.session_actor(user_id=user.id, generation=generation) == Actor("alice", frozenset({"engineer"}))
+    users.set_roles(username="alice", roles=["engineer", "supervisor"], actor=ADMIN)
+    assert users.session_actor(user_id=user.id, generation=generation).roles == {"engineer", "supervisor"}
+    users.sign_out(actor=Actor("alice", frozenset({"engineer"})), address="10.0.0.1")
+    assert users.session_actor(user_id=user.id, generation=generation) is None
+    assert users.session_actor(user_id=user.id, generation=generation + 1) is not None
+    users.disable_user(username="alice", actor=ADMIN)
+    assert users.session_actor(user_id=user.id, generation=user.session_generation) is None
+    assert users.session_actor(user_id=99999, generation=0) is None
+
+
+def test_demo_users_are_one_per_role_and_created_once(ctx: Flask) -> None:
+    first = users.ensure_demo_users(password="demo-password", actor=ADMIN)
+    assert [(u.username, u.role_names) for u in first] == [(role, [role]) for role in ROLES]
+    assert all(u.display_name for u in first)
+    assert users.sign_in(username="auditor", password="demo-password", address="x").username == "auditor"
+    again = users.ensure_demo_users(password="another-password", actor=ADMIN)
+    assert [u.id for u in again] == [u.id for u in first]
+    assert users.verify_password(user=again[0], password="demo-password")  # existing users keep their password

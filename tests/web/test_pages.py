@@ -247,11 +247,12 @@ def test_new_case_opened_via_the_form_appears_on_the_worklist(seeded: Flask, cli
     case_page = client.get(response.headers["Location"])
     page = text_of(case_page)
     assert "Case FH-2026-000001 opened." in page
-    assert "Customer's notice 2026-03-02 07:00 UTC" in page
-    assert "Entered 2026-03-02 08:00 UTC by demo (1 h after the notice)" in page
+    assert "Customer's notice 2026-03-02 15:00" in page
+    assert "Entered 2026-03-02 16:00 by demo (1 h after the notice)" in page
     assert "Diagnose fault" in page and "24 h diagnosis deadline" in page
     worklist = text_of(client.get("/"))
-    assert "FH-2026-000001 Diagnose fault Technical support engineer — due in 23 h Harbour City" in worklist
+    assert ("FH-2026-000001 Harbour City Data Centre South EA990-200K EA99020K0001 Diagnose fault "
+            "Technical support engineer — due in 23 h") in worklist
 
 
 # ---------------------------------------------------------------------------------------------- case pages
@@ -270,7 +271,7 @@ def test_fault_case_worked_to_closed_remotely_through_the_pages(seeded: Flask, c
     response = client.get(f"/cases/{case_id}")
     page = text_of(response)
     assert "Case FH-2026-000001 closed" in page
-    assert "Status Closed, closed 2026-03-02 08:00 UTC" in page
+    assert "Status Closed, closed 2026-03-02 16:00" in page
     assert "No open tasks." in page and "No deadlines waiting." in page
     assert "Outcome repaired remotely" in page
     history = page[page.index("History"):]
@@ -315,9 +316,9 @@ def test_quote_accepted_on_site_path_with_parts_through_the_pages(seeded: Flask,
     work(client, case_id, "write_processing_report", REPORT)
 
     page = text_of(client.get(f"/cases/{case_id}"))
-    assert "Status Closed, closed 2026-03-02 14:00 UTC" in page
+    assert "Status Closed, closed 2026-03-02 22:00" in page
     assert "Outcome repaired on site" in page
-    assert "2026-03-02 10:00 UTC Task completed by demo Task Diagnose fault" in page
+    assert "2026-03-02 18:00 Task completed by demo Task Diagnose fault" in page
     for words in ("Maintenance cost quote", "1250.00", "Spare parts reservation", "BAT-12V-100",
                   "On-site maintenance record", "Wang Lei", "2026-03-02 12:30 UTC", "Replaced battery string 2."):
         assert words in page, words
@@ -347,7 +348,7 @@ def test_task_page_shows_case_summary_form_and_claim(seeded: Flask, client: Flas
     html = response.get_data(as_text=True)
     page = text_of(response)
     assert "Diagnose fault" in page and "Technical support engineer" in page
-    assert "2026-03-03 07:00 UTC, due in 23 h" in page
+    assert "Due 2026-03-03 15:00 Clock due in 23 h" in page
     assert "Case FH-2026-000001" in page and "Harbour City Data Centre" in page
     assert 'name="fault_class"' in html and 'name="removal_target_hours"' in html
     assert f'action="/tasks/{task_id}/claim"' in html and ">Claim</button>" in html
@@ -401,7 +402,7 @@ def test_posting_to_a_completed_task_is_a_409_that_links_to_the_case(seeded: Fla
     html = done.get_data(as_text=True)
     assert f'action="/tasks/{task_id}"' not in html and ">Complete</button>" not in html
     assert "Battery string 2 failed the load test." in text_of(done)
-    assert "Completed 2026-03-02 08:00 UTC by demo" in text_of(done)
+    assert "Completed 2026-03-02 16:00 by demo" in text_of(done)
 
 
 def test_missing_or_wrong_csrf_token_is_a_400(seeded: Flask, client: FlaskClient) -> None:
@@ -427,14 +428,14 @@ def test_deadline_clock_counts_down_then_overdue_on_the_system_clock(seeded: Fla
                                                                     clock: ManualClock) -> None:
     case_id = open_case(client)  # notice 07:00, diagnosis due next day 07:00; now 08:00
     html = client.get("/").get_data(as_text=True)
-    assert ('<span class="deadline deadline-ok" data-due-at="2026-03-03T07:00:00+00:00" '
-            'title="Due 2026-03-03 07:00 UTC">due in 23 h</span>') in html
+    assert ('<span class="deadline deadline-ok" data-due="2026-03-03T07:00:00+00:00" data-text-due="due in {span}" '
+            'data-text-overdue="overdue by {span}" title="Due 2026-03-03 15:00">due in 23 h</span>') in html
     clock.advance(timedelta(hours=19, minutes=40))
     soon = client.get(f"/cases/{case_id}").get_data(as_text=True)
     assert '<span class="deadline deadline-soon"' in soon and "due in 3 h 20 min</span>" in soon
     clock.advance(timedelta(hours=5, minutes=25))  # 2026-03-03 09:05, past the 24 h
     overdue = client.get("/").get_data(as_text=True)
-    assert '<span class="deadline deadline-overdue"' in overdue and "overdue by 2 h 5 min</span>" in overdue
+    assert '<span class="deadline deadline-overdue overdue"' in overdue and "overdue by 2 h 5 min</span>" in overdue
     assert 'data-now="2026-03-03T09:05:00+00:00"' in overdue
 
 
@@ -454,8 +455,8 @@ def test_deadline_clock_words(minutes: int, text: str, state: str) -> None:
 
 
 def test_time_formats() -> None:
-    assert format_utc(datetime(2026, 3, 2, 9, 0, tzinfo=UTC)) == "2026-03-02 09:00 UTC"
-    assert format_utc("2026-03-02T10:00:00+02:00") == "2026-03-02 08:00 UTC"
+    assert format_utc(datetime(2026, 3, 2, 9, 0, tzinfo=UTC)) == "2026-03-02 17:00"  # Asia/Shanghai, UTC+8
+    assert format_utc("2026-03-02T10:00:00+02:00") == "2026-03-02 16:00"
     assert format_utc(None) == "—"
     assert format_duration(timedelta(seconds=59)) == "less than 1 min"
     assert deadline_clock(None).text == "none"
