@@ -225,3 +225,15 @@ def test_a_completed_task_shows_only_the_records_before_it(case_id: int,
     work(engineer, case_id, "diagnose_fault", DIAGNOSIS)
     page = text_of(engineer.get(f"/tasks/{diagnosis_id}"))
     assert "Records of earlier tasks" not in page  # nothing was recorded before the diagnosis
+
+
+def test_every_page_and_api_answer_carries_the_security_headers(case_id: int,
+                                                                signed_in: Callable[..., FlaskClient]) -> None:
+    client = signed_in("wang", "engineer")
+    for response in (client.get(f"/cases/{case_id}"), client.get("/"), client.get("/api/cases"),
+                     client.get("/sign-in")):
+        policy = response.headers["Content-Security-Policy"]
+        assert "script-src 'self'" in policy and "'unsafe-inline'" not in policy, policy
+        assert "frame-ancestors 'none'" in policy
+        assert response.headers["X-Frame-Options"] == "DENY"
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
