@@ -74,9 +74,10 @@ def test_each_match_carries_its_customer_and_its_warranty_today(agent: FlaskClie
 
 def test_the_last_day_of_warranty_is_still_in_warranty(agent: FlaskClient, clock: ManualClock) -> None:
     hospital = "EA990120K0077"  # warranty ends 2026-08-31
-    clock.set(clock.now().replace(year=2026, month=8, day=31, hour=23, minute=59))
+    # The department's day (Asia/Shanghai, UTC+8): 23:59 there on 2026-08-31, then midnight.
+    clock.set(clock.now().replace(year=2026, month=8, day=31, hour=15, minute=59))
     assert search(agent, hospital)["items"][0]["warranty"]["state"] == "in_warranty"
-    clock.set(clock.now().replace(month=9, day=1, hour=0, minute=0))
+    clock.set(clock.now().replace(month=8, day=31, hour=16, minute=0))
     assert search(agent, hospital)["items"][0]["warranty"]["text"] == "out of warranty since 2026-09-01"
 
 

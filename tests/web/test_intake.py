@@ -215,10 +215,10 @@ def test_the_notice_time_is_read_in_the_departments_zone(agent: FlaskClient, zon
     assert future.status_code == 422 and "cannot be in the future" in text_of(future)
 
 
-def test_without_a_zone_setting_the_page_works_in_utc(agent: FlaskClient) -> None:
+def test_by_default_the_page_works_in_the_departments_zone(agent: FlaskClient) -> None:
     page = agent.get("/cases/new")
-    assert 'name="reported_at" value="2026-03-02T08:00"' in page.get_data(as_text=True)
-    assert "Customer's notice time (UTC)" in text_of(page)
+    assert 'name="reported_at" value="2026-03-02T16:00"' in page.get_data(as_text=True)  # 08:00 UTC
+    assert "Customer's notice time (Asia/Shanghai)" in text_of(page)
 
 
 def test_a_time_that_does_not_exist_in_the_zone_is_refused(agent: FlaskClient, zone: Callable[[str], None]) -> None:
@@ -237,7 +237,7 @@ def test_a_time_that_does_not_exist_in_the_zone_is_refused(agent: FlaskClient, z
     ({"equipment_id": "999999"}, 422, "equipment_id", "equipment 999999 does not exist"),
     ({"equipment_id": "2147483648"}, 422, "equipment_id", "a whole number from 1 to 2147483647"),
     ({"equipment_id": "abc"}, 422, "equipment_id", "Choose equipment from the list."),
-    ({"reported_at": "2026-03-02T09:00"}, 422, "reported_at", "cannot be in the future"),
+    ({"reported_at": "2026-03-02T17:00"}, 422, "reported_at", "cannot be in the future"),
     ({"reported_at": "2024-01-01T00:00"}, 422, "reported_at", "more than 366 days in the past"),
     ({"reported_at": "yesterday"}, 422, "reported_at", "Enter a date and time"),
     ({"q": "E" * 1000}, 422, "q", "from 2 to 100 characters"),

@@ -66,7 +66,18 @@ def post_new_case(client: FlaskClient, **fields: Any) -> TestResponse:
             "description": "UPS alarm: battery fault, load on bypass", "csrf_token": csrf_token(client),
             "confirm_open_case": "true"}  # several cases per equipment here; the warning is tests/web/test_intake.py
     form.update({key: str(value) for key, value in fields.items()})
+    form["reported_at"] = department_time(form["reported_at"])
     return client.post("/cases/new", data=form)
+
+
+def department_time(utc_typed: str) -> str:
+    """The tests write notice times in UTC; the form takes them in the department's zone (Asia/Shanghai,
+    UTC+8, no daylight saving): what an agent would type for that UTC moment. Malformed values pass as they are."""
+    try:
+        moment = datetime.strptime(utc_typed, "%Y-%m-%dT%H:%M")
+    except ValueError:
+        return utc_typed
+    return (moment + timedelta(hours=8)).strftime("%Y-%m-%dT%H:%M")
 
 
 def open_case(client: FlaskClient, **fields: Any) -> int:
@@ -183,10 +194,10 @@ def test_new_case_form_offers_processes_equipment_and_now(seeded: Flask, client:
     assert response.status_code == 200
     html = response.get_data(as_text=True)
     assert '<option value="fault_handling" selected>Fault handling (v1)</option>' in html
-    assert 'name="reported_at" value="2026-03-02T08:00"' in html
+    assert 'name="reported_at" value="2026-03-02T16:00"' in html  # 08:00 UTC in Asia/Shanghai
     assert 'name="q"' in html  # the equipment is searched for (tests/web/test_intake.py)
     page = text_of(response)
-    assert "Customer's notice time (UTC)" in page and "not when you type it in" in page
+    assert "Customer's notice time (Asia/Shanghai)" in page and "not when you type it in" in page
     assert 'type="hidden" name="csrf_token"' in html
 
 
@@ -199,7 +210,7 @@ def test_new_case_without_description_keeps_values_and_marks_the_field(seeded: F
     assert '<p class="field-error" id="description-error">Describe what the customer reported.</p>' in html
     assert 'aria-describedby="description-error"' in html and 'aria-invalid="true"' in html
     assert 'value="Beeping UPS"' in html
-    assert 'value="2026-03-01T23:15"' in html
+    assert 'value="2026-03-02T07:15"' in html
     assert 'id="channel-fax" name="channel" value="fax" checked' in html
     assert f'name="equipment_id" value="{equipment_id(IN_WARRANTY)}" checked' in html
     assert "The case was not opened" in text_of(response)
@@ -220,7 +231,7 @@ def test_new_case_in_the_future_is_refused_at_the_field(seeded: Flask, client: F
     assert response.status_code == 422
     html = response.get_data(as_text=True)
     assert 'id="reported_at-error">cannot be in the future</p>' in html
-    assert 'value="2026-03-02T09:00"' in html
+    assert 'value="2026-03-02T17:00"' in html  # as typed, in the department's zone
     assert "Reported tomorrow?</textarea>" in html
     assert "No ready tasks" in text_of(client.get("/"))
 
