@@ -210,7 +210,7 @@ def gunicorn(env: dict[str, str], *, workers: int, worker_class: str, threads: i
 
 
 def wait_until_up(server: Server, timeout: float = 60.0) -> None:
-    """Poll the API until it answers 200 (or fail with the server log)."""
+    """Poll the API until it answers (401 without a token: sign-in is on), or fail with the server log."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
@@ -218,7 +218,7 @@ def wait_until_up(server: Server, timeout: float = 60.0) -> None:
         try:
             conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=2)
             conn.request("GET", "/api/cases?per_page=1")
-            if conn.getresponse().status == 200:
+            if conn.getresponse().status in (200, 401):
                 conn.close()
                 return
             conn.close()
