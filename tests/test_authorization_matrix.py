@@ -112,7 +112,7 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ("worklist.index", "GET"): Entry(READERS, lambda w: "/"),
     ("cases.index", "GET"): Entry(READERS, lambda w: "/cases"),
     ("cases.detail", "GET"): Entry(READERS, lambda w: f"/cases/{w.case_id}"),
-    ("cases.new", "GET"): Entry(READERS, lambda w: "/cases/new"),
+    ("cases.new", "GET"): Entry(OPENERS, lambda w: "/cases/new"),
     ("cases.new", "POST"): Entry(OPENERS, lambda w: "/cases/new", _case_form),
     ("cases.upload_attachment", "POST"): Entry(WORKERS, lambda w: f"/cases/{w.case_id}/attachments", upload=True),
     ("cases.download_attachment", "GET"): Entry(READERS,

@@ -221,6 +221,12 @@ def list_processes(*, actor: Actor) -> list[ProcessVersion]:
         .order_by(ProcessVersion.process_id)))
 
 
+def startable_processes(*, actor: Actor) -> list[ProcessVersion]:
+    """The processes a case can be opened on, for the intake form: the latest versions (cases.open)."""
+    require(actor, "cases.open")
+    return list_processes(actor=actor)
+
+
 def list_versions(process_id: str, *, actor: Actor) -> list[ProcessVersion]:
     """Every version of a process, newest first (processes.read)."""
     require(actor, "processes.read")

@@ -23,7 +23,7 @@ from app.cases.models import INTAKE_CHANNELS, PRIORITIES, Case
 from app.engine import now
 from app.errors import InvalidDataError, NotFoundError, ProcessFailedError
 from app.inputs import Id
-from app.processes.service import list_processes
+from app.processes.service import startable_processes
 from app.registry import service as registry
 from app.registry.models import Equipment, WarrantyStatus
 from app.uow import unit_of_work
@@ -135,7 +135,7 @@ def _intake_form(values: dict[str, Any], errors: dict[str, list[str]], status: i
     choices = _choices(equipment)
     zone = department_zone()
     return render_template(
-        "cases/new.html", values=values, errors=errors, processes=list_processes(actor=current_actor()),
+        "cases/new.html", values=values, errors=errors, processes=startable_processes(actor=current_actor()),
         choices=choices,
         searched=total is not None, found_total=total or 0, zone=zone.key,
         needs_confirmation=any(choice.open_cases for choice in choices),
