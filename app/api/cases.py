@@ -18,6 +18,7 @@ from app.api.schemas import (
     CaseCreateSchema,
     CaseDiagramSchema,
     CaseListSchema,
+    CaseOpenedSchema,
     CaseQuerySchema,
     CaseSchema,
     EventListSchema,
@@ -50,18 +51,34 @@ class Cases(MethodView):
         return {"items": items, "total": total, "page": args["page"], "per_page": args["per_page"]}
 
     @blp.arguments(CaseCreateSchema)
-    @blp.response(201, CaseSchema)
+    @blp.response(201, CaseOpenedSchema)
     @blp.errors(400, 413, 415, e403="The acting user may not open cases",
                 e422="Invalid fields, an unknown process or customer, or a notice time out of range")
     def post(self, args: dict[str, Any]) -> Any:
-        """Open a case as the customer reported it and run it to its first task."""
+        """Open a case as the customer reported it and run it to its first task; `other_open_cases` names the
+        equipment's cases that were already open."""
+        actor = current_actor()
+        equipment_id = args.get("equipment_id")
         with unit_of_work():
-            case = cases.open_case(actor=current_actor(), process_id=args["process"],
+            others = (cases.open_cases_of_equipment(actor=actor, equipment_ids=[equipment_id]).get(equipment_id, [])
+                      if equipment_id is not None else [])
+            case = cases.open_case(actor=actor, process_id=args["process"],
                                    reported_at=args["reported_at"], channel=args["channel"],
                                    description=args["description"], title=args.get("title"),
                                    priority=args["priority"], customer_id=args.get("customer_id"),
-                                   equipment_id=args.get("equipment_id"))
-        return case
+                                   equipment_id=equipment_id)
+        return _Opened(case, others)
+
+
+class _Opened:
+    """A case just opened, seen with the cases its equipment already had open."""
+
+    def __init__(self, case: Any, others: list[Any]) -> None:
+        self.case = case
+        self.other_open_cases = others
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.case, name)
 
 
 @blp.route("/<id:case_id>")

@@ -174,6 +174,22 @@ class CaseSchema(CaseBriefSchema):
     deadlines = fields.List(fields.Nested(TimerSchema))
 
 
+class CaseRefSchema(Schema):
+    """Another case, named."""
+
+    id = fields.Integer()
+    number = fields.String()
+    status = fields.String()
+    opened_at = fields.AwareDateTime()
+
+
+class CaseOpenedSchema(CaseSchema):
+    """A case just opened, with the equipment's cases that were already open (the intake page asks to confirm
+    a second case for the same equipment; the API opens it and names them here)."""
+
+    other_open_cases = fields.List(fields.Nested(CaseRefSchema))
+
+
 class CaseListSchema(Schema):
     """A page of cases."""
 

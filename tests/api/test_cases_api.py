@@ -59,7 +59,20 @@ def test_open_case_returns_the_case_with_its_first_task_and_deadline(api, client
     assert deadline["task_spec"] == "diagnosis_deadline" and deadline["state"] == "waiting"
     assert datetime.fromisoformat(deadline["due_at"]) == reported_at + timedelta(hours=24)
 
+    assert case.pop("other_open_cases") == []  # the equipment had no open case
     assert client.get(f"/api/cases/{case['id']}").get_json() == case
+
+
+def test_opening_a_second_case_for_the_same_equipment_names_the_one_already_open(api, client) -> None:
+    first = api.open_case()
+    other = api.open_case(equipment_id=api.equipment["EA33010K0215"])
+    second = api.open_case()
+    assert [(c["id"], c["number"], c["status"]) for c in second["other_open_cases"]] == [
+        (first["id"], first["number"], "open")]
+    assert other["other_open_cases"] == []
+    third = api.open_case()
+    assert [c["number"] for c in third["other_open_cases"]] == [first["number"], second["number"]]
+    assert api.open_case(equipment_id=None, customer_id=first["customer"]["id"])["other_open_cases"] == []
 
 
 def test_reported_at_with_another_offset_is_stored_in_utc(api) -> None:
