@@ -66,6 +66,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "cases.read": READERS,  # cases, their history, open tasks, deadlines and attachments
     "cases.open": frozenset({"agent", "engineer", "regional_engineer", "supervisor"}),
     "cases.attach": frozenset(STAFF_ROLES),  # add an attachment (fax scan, photo) to a case
+    "attachments.manage": frozenset({"admin"}),  # sweep the attachment folder of files no attachment names
     "tasks.read": READERS,
     "tasks.work": frozenset(STAFF_ROLES),  # claim, release, complete (a task of one's own role, see can_work_on)
     "tasks.assign": frozenset({"supervisor"}),  # assign or reassign any staff task to someone
@@ -81,6 +82,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
 # What each permission lets one do, in the words of a refusal ("… may not <this>").
 PERMISSION_WORDS = {
     "cases.read": "read cases", "cases.open": "open cases", "cases.attach": "add attachments to cases",
+    "attachments.manage": "sweep the attachment folder",
     "tasks.read": "read tasks", "tasks.work": "work on tasks", "tasks.assign": "assign tasks to others",
     "registry.read": "read customer and equipment files", "processes.read": "read process definitions",
     "processes.deploy": "deploy process versions", "processes.edit": "edit process definitions",

@@ -334,6 +334,38 @@ def tokens_revoke(token_id: str) -> None:
     click.echo(f"revoked token {token.public_id} of {token.user.username}")
 
 
+attachments_cli = AppGroup("attachments", help="The attachment folder: sweep files no attachment names.")
+
+
+@attachments_cli.command("sweep")
+@click.option("--older-than", "older_than", default="1h", show_default=True,
+              help="Only remove files at least this old on disk (25h, 90m, 2d): younger ones may still commit.")
+@click.option("--dry-run", is_flag=True, help="Say what would be removed; remove nothing.")
+def attachments_sweep(older_than: str, dry_run: bool) -> None:
+    """Remove files left without an attachment row (a process killed between writing a file and committing
+    it), and list attachments whose file is missing: exit status 1 if there are any."""
+    from app.attachments.service import size_words, storage_dir, sweep_orphaned_files
+    from app.engine import parse_duration
+
+    try:
+        threshold = parse_duration(older_than)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--older-than") from None
+    with unit_of_work():
+        report = sweep_orphaned_files(actor=Actor("cli", frozenset({"admin"})), older_than=threshold,
+                                      dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    for path in report.removed:
+        click.echo(f"{verb} {path}")
+    click.echo(f"{verb} {len(report.removed)} file(s) without an attachment ({size_words(report.removed_bytes)}) "
+               f"in {storage_dir()}; kept {report.kept_young} younger than {older_than}")
+    for attachment in report.missing:
+        click.echo(f"missing: attachment {attachment.id} of case {attachment.case_id} ({attachment.filename}) "
+                   "has no file", err=True)
+    if report.missing:
+        raise click.exceptions.Exit(1)
+
+
 def register_cli(app: Flask) -> None:
     """Attach the command groups to the app."""
     app.cli.add_command(processes_cli)
@@ -343,3 +375,4 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(timers_cli)
     app.cli.add_command(worker_command)
     app.cli.add_command(users_cli)
+    app.cli.add_command(attachments_cli)

@@ -7,8 +7,10 @@ import hashlib
 import os
 import re
 import secrets
+import time
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import quote
@@ -235,6 +237,56 @@ def _checked_id(value: int, what: str) -> int:
     if not 1 <= value <= MAX_ID:
         raise NotFoundError(f"{what} {value} does not exist")
     return value
+
+
+# -- files without a row, rows without a file ------------------------------------------------------------
+@dataclass
+class SweepReport:
+    """What a sweep of the attachment folder found: files no attachment names (left by a process killed between
+    writing a file and committing its row), half-written ``.part`` files, and attachments whose file is gone."""
+
+    removed: list[Path] = field(default_factory=list)  # removed (or, on a dry run, to be removed)
+    removed_bytes: int = 0
+    kept_young: int = 0  # orphans younger than the threshold: their transaction may still commit
+    missing: list[Attachment] = field(default_factory=list)
+
+
+SWEEP_BATCH = 500  # storage keys looked up per query
+
+
+def sweep_orphaned_files(*, actor: Actor, older_than: timedelta = timedelta(hours=1),
+                         dry_run: bool = False) -> SweepReport:
+    """Remove files in the attachment folder that no attachment names and that are older than ``older_than``
+    (by their modification time on disk, the wall clock), and list the attachments whose file is missing
+    (attachments.manage). A file younger than the threshold is kept: its upload may not have committed yet."""
+    require(actor, "attachments.manage")
+    report = SweepReport()
+    root = storage_dir()
+    cutoff = time.time() - older_than.total_seconds()
+    files = [path for path in root.glob("*/*") if path.is_file()] if root.is_dir() else []
+    known: set[str] = set()
+    keys = [path.name for path in files if not path.name.endswith(".part")]
+    for start in range(0, len(keys), SWEEP_BATCH):
+        batch = keys[start:start + SWEEP_BATCH]
+        known.update(db.session.scalars(select(Attachment.storage_key).where(Attachment.storage_key.in_(batch))))
+    for path in sorted(files):
+        if path.name in known and path.parent.name == path.name[:2]:
+            continue
+        try:
+            stat = path.stat()
+        except FileNotFoundError:  # removed meanwhile
+            continue
+        if stat.st_mtime > cutoff:
+            report.kept_young += 1
+            continue
+        if not dry_run:
+            path.unlink(missing_ok=True)
+        report.removed.append(path)
+        report.removed_bytes += stat.st_size
+    for attachment in db.session.scalars(select(Attachment).order_by(Attachment.id)):
+        if not _path_of(attachment.storage_key).is_file():
+            report.missing.append(attachment)
+    return report
 
 
 # -- the file on disk follows the transaction ---------------------------------------------------------

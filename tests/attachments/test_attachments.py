@@ -4,9 +4,12 @@ under a random key, served only as downloads; a refused or failed upload leaves 
 from __future__ import annotations
 
 import io
+import os
 import struct
+import time
 import zlib
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote
 
@@ -21,6 +24,7 @@ from app.attachments.models import Attachment
 from app.audit.models import CaseEvent
 from app.auth import Actor
 from app.engine import ManualClock
+from app.errors import PermissionDeniedError
 from app.extensions import db
 from app.uow import unit_of_work
 
@@ -269,3 +273,57 @@ def test_the_openapi_document_describes_the_attachment_operations(client: FlaskC
     assert {"200", "404"} <= set(paths["/api/cases/{case_id}/attachments"]["get"]["responses"])
     download = paths["/api/cases/{case_id}/attachments/{attachment_id}/download"]["get"]["responses"]
     assert "application/octet-stream" in download["200"]["content"] and "404" in download
+
+
+# -- the sweep: files a killed process left behind go, attachments without a file are named ---------------
+def _leftover(app: Flask, name: str, content: bytes, age: timedelta) -> Path:
+    """A file in the store as a process killed before its commit leaves it, ``age`` old on disk."""
+    path = Path(app.config["INSTANCE_DIR"]) / "attachments" / name[:2] / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+    moment = time.time() - age.total_seconds()
+    os.utime(path, (moment, moment))
+    return path
+
+
+def test_the_sweep_removes_old_files_no_attachment_names_and_keeps_the_rest(app: Flask, case_id: int) -> None:
+    actor = Actor("wang", frozenset({"engineer"}))
+    admin = Actor("root", frozenset({"admin"}))
+    with app.app_context():
+        with unit_of_work():
+            kept = attachments.add_attachment(actor=actor, case_id=case_id, filename="scan.pdf", content=PDF)
+        old = _leftover(app, "ab" * 16, PDF, timedelta(hours=3))
+        partial = _leftover(app, "cd" * 16 + ".part", PDF[:10], timedelta(hours=3))
+        young = _leftover(app, "ef" * 16, PDF, timedelta(minutes=5))
+        real = Path(app.config["INSTANCE_DIR"]) / "attachments" / kept.storage_key[:2] / kept.storage_key
+        os.utime(real, (time.time() - 86400, time.time() - 86400))  # an old file with its row stays
+
+        dry = attachments.sweep_orphaned_files(actor=admin, older_than=timedelta(hours=1), dry_run=True)
+        assert sorted(dry.removed) == sorted([old, partial]) and old.exists() and partial.exists()
+
+        report = attachments.sweep_orphaned_files(actor=admin, older_than=timedelta(hours=1))
+        assert sorted(report.removed) == sorted([old, partial])
+        assert report.removed_bytes == len(PDF) + 10 and report.kept_young == 1 and report.missing == []
+        assert sorted(stored_files(app)) == sorted([real, young])
+        assert rows() == (1, 1)
+
+        with pytest.raises(PermissionDeniedError, match="sweep the attachment folder"):
+            attachments.sweep_orphaned_files(actor=actor)
+
+
+def test_the_sweep_command_names_attachments_whose_file_is_gone_and_exits_1(app: Flask, case_id: int) -> None:
+    actor = Actor("wang", frozenset({"engineer"}))
+    with app.app_context():
+        with unit_of_work():
+            lost = attachments.add_attachment(actor=actor, case_id=case_id, filename="传真.pdf", content=PDF)
+        lost_id = lost.id
+        (Path(app.config["INSTANCE_DIR"]) / "attachments" / lost.storage_key[:2] / lost.storage_key).unlink()
+        _leftover(app, "ab" * 16, PDF, timedelta(days=2))
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["attachments", "sweep", "--older-than", "1d"])
+    assert result.exit_code == 1, result.output
+    assert f"missing: attachment {lost_id} of case {case_id} (传真.pdf) has no file" in result.output
+    assert "removed 1 file(s) without an attachment" in result.output
+    assert stored_files(app) == []
+    bad = runner.invoke(args=["attachments", "sweep", "--older-than", "soon"])
+    assert bad.exit_code == 2 and "--older-than" in bad.output
