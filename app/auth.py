@@ -40,11 +40,13 @@ class Actor:
         """True when the actor holds any of ``roles``."""
         return bool(self.roles.intersection(roles))
 
-    def can_work_on(self, role: str | None) -> bool:
-        """Staff may work tasks of their own role; supervisors may step in on any staff task."""
-        if role is None:
+    def can_work_on(self, roles: str | tuple[str, ...] | None) -> bool:
+        """Staff may work tasks of one of their own roles; supervisors may step in on any staff task. A task
+        without a role is any staff member's."""
+        wanted = (roles,) if isinstance(roles, str) else tuple(roles or ())
+        if not wanted:
             return self.has_role(*STAFF_ROLES)
-        return self.has_role(role, "supervisor")
+        return self.has_role(*wanted, "supervisor")
 
     @property
     def can_open_cases(self) -> bool:

@@ -126,7 +126,10 @@ class TaskSchema(Schema):
     task_id = fields.String()
     task_spec = fields.String()
     name = fields.String()
-    role = fields.String(allow_none=True)
+    role = fields.String(allow_none=True, metadata={"description": "The first of `roles`"})
+    roles = fields.List(fields.String(), metadata={
+        "description": "Every role that may work the task (its candidate groups, or its lane's role); "
+                       "empty: any staff member"})
     form_key = fields.String(allow_none=True)
     assignee = fields.String(allow_none=True)
     state = fields.String()

@@ -29,7 +29,7 @@ from app.extensions import db
 from app.inputs import ID_MESSAGE, LIKE_ESCAPE, MAX_ID, like_pattern
 from app.processes.service import case_prefix, definition_for, definition_of, latest_version
 from app.registry.models import Customer, Equipment
-from app.tasks.models import WorkItem
+from app.tasks.models import WorkItem, WorkItemRole
 from app.timers.models import Timer
 from app.timers.scheduling import note_timer_changes
 
@@ -304,7 +304,8 @@ def store_instance(case: Case, instance: Instance, *, actor: Actor, completed: W
         if task_id not in items:
             result.ready.append(WorkItem(
                 case_id=case.id, task_id=task_id, task_spec=task.spec_id, name=task.name, role=task.role,
-                form_key=task.form_key, state="ready", due_at=task.due_at, created_at=current))
+                form_key=task.form_key, state="ready", due_at=task.due_at, created_at=current,
+                other_roles=[WorkItemRole(role=role, position=n) for n, role in enumerate(task.roles[1:], 1)]))
     for task_id, timer in waiting.items():
         if task_id not in rows:
             result.new_timers.append(_timer_row(case, timer, created_at=current))
@@ -323,6 +324,7 @@ def store_instance(case: Case, instance: Instance, *, actor: Actor, completed: W
     for item in result.ready:
         events.append(("task_ready", {"work_item_id": item.id, "task_id": item.task_id,
                                       "task_spec": item.task_spec, "name": item.name, "role": item.role,
+                                      **({"roles": list(item.roles)} if len(item.roles) > 1 else {}),
                                       "form_key": item.form_key, "due_at": _iso(item.due_at)}, user))
     for row in result.new_timers:
         events.append(("timer_scheduled", _scheduled_payload(row), user))

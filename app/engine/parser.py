@@ -59,10 +59,19 @@ class HumanTaskInfo:
 
     id: str
     name: str
-    role: str | None
+    role: str | None  # the first of ``roles``: the queue it is shown in first
     form_key: str | None
     lane: str | None
     documentation: str = ""
+    roles: tuple[str, ...] = ()  # every candidate group (camunda:candidateGroups), else the lane's role
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> HumanTaskInfo:
+        """Rebuild one stored with a catalogue; catalogues stored before ``roles`` hold only ``role``."""
+        values = dict(data)
+        role = values.get("role")
+        values["roles"] = tuple(values.get("roles") or ((role,) if role else ()))
+        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -98,7 +107,7 @@ class Catalogue:
         """Rebuild a catalogue stored with ``to_dict``."""
         return cls(
             process_id=data["process_id"], name=data["name"], documentation=data.get("documentation", ""),
-            human_tasks={k: HumanTaskInfo(**v) for k, v in data.get("human_tasks", {}).items()},
+            human_tasks={k: HumanTaskInfo.from_dict(v) for k, v in data.get("human_tasks", {}).items()},
             timers={k: TimerInfo(**v) for k, v in data.get("timers", {}).items()},
             lanes=dict(data.get("lanes", {})),
         )
@@ -409,15 +418,17 @@ def catalogue_of(tree: etree._ElementTree, filename: str) -> Catalogue:
     human: dict[str, HumanTaskInfo] = {}
     for node in process.iter(f"{{{BPMN_NS}}}userTask", f"{{{BPMN_NS}}}manualTask"):
         lane = _lane_of(node, members)
-        groups = [g.strip() for g in (node.get(f"{{{CAMUNDA_NS}}}candidateGroups") or "").split(",")
-                  if g.strip()]
+        groups = list(dict.fromkeys(g.strip() for g in (node.get(f"{{{CAMUNDA_NS}}}candidateGroups") or "")
+                                    .split(",") if g.strip()))  # in order, each once
+        if not groups and (lane_role := _role_from_lane(lane)):
+            groups = [lane_role]
         form_key = node.get(f"{{{CAMUNDA_NS}}}formKey") or None
         if _local(node.tag) == "userTask" and not form_key:
             raise _fail("a user task needs camunda:formKey naming its record form", filename, node)
         human[node.get("id")] = HumanTaskInfo(
             id=node.get("id"), name=node.get("name") or node.get("id"),
-            role=groups[0] if groups else _role_from_lane(lane), form_key=form_key, lane=lane,
-            documentation=_text(node.find("bpmn:documentation", NS)),
+            role=groups[0] if groups else None, form_key=form_key, lane=lane,
+            documentation=_text(node.find("bpmn:documentation", NS)), roles=tuple(groups),
         )
     timers: dict[str, TimerInfo] = {}
     for definition in process.iterfind(".//bpmn:timerEventDefinition", NS):

@@ -98,6 +98,7 @@ class HumanTask:
     lane: str | None
     data: dict[str, Any]
     due_at: datetime | None = None
+    roles: tuple[str, ...] = ()  # every role that may work it; ``role`` is the first
 
 
 @dataclass(frozen=True)
@@ -173,7 +174,7 @@ class Instance:
                 and (t.state == "WAITING" or t.fired)]
         return HumanTask(id=str(task.id), spec_id=task.task_spec.name, name=info.name, role=info.role,
                          form_key=info.form_key, lane=info.lane, data=copy.deepcopy(task.data),
-                         due_at=min(dues) if dues else None)
+                         due_at=min(dues) if dues else None, roles=info.roles)
 
     def ready_human_tasks(self, timers: list[WaitingTimer] | None = None) -> list[HumanTask]:
         """Every human task that can be worked on now, with the earliest deadline that guards it, fired

@@ -10,7 +10,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import func, select
 
-from app.auth import Actor, require
+from app.auth import ROLES, Actor, require
 from app.engine import Catalogue, ProcessDefinition, ProcessDefinitionError, get_engine, now
 from app.engine.parser import element_line, source_text
 from app.errors import InvalidDataError, NotFoundError
@@ -82,7 +82,13 @@ def _check_catalogue(catalogue: Catalogue, *, source: bytes, filename: str, form
     for task in catalogue.human_tasks.values():
         check("task id", task.id, items.task_spec, task.id)
         check("task name", task.name, items.name, task.id)
-        check("role", task.role, items.role, task.id, " (from camunda:candidateGroups or the task's lane)")
+        for role in task.roles:
+            check("role", role, items.role, task.id, " (from camunda:candidateGroups or the task's lane)")
+            if role not in ROLES:
+                raise ProcessDefinitionError(
+                    f"the role {role!r} (from camunda:candidateGroups or the task's lane) is not a role of this "
+                    f"system; the roles are {', '.join(sorted(ROLES))}",
+                    filename=filename, element_id=task.id, line=element_line(source, task.id))
         check("formKey", task.form_key, items.form_key, task.id)
         if task.form_key and task.form_key not in forms:
             known = ", ".join(forms.keys()) or "none"

@@ -11,7 +11,7 @@ from app.cases.models import Case
 from app.choices import WORK_ITEM_STATES
 from app.extensions import UTCDateTime, db
 
-__all__ = ["WORK_ITEM_STATES", "WorkItem"]  # the choice list lives in app.choices
+__all__ = ["WORK_ITEM_STATES", "WorkItem", "WorkItemRole"]  # the choice list lives in app.choices
 
 
 class WorkItem(db.Model):  # type: ignore[name-defined,misc]
@@ -29,7 +29,7 @@ class WorkItem(db.Model):  # type: ignore[name-defined,misc]
     task_id: Mapped[str] = mapped_column(String(36))  # engine task uuid
     task_spec: Mapped[str] = mapped_column(String(100))  # BPMN element id
     name: Mapped[str] = mapped_column(String(200))  # BPMN element name
-    role: Mapped[str | None] = mapped_column(String(50))  # candidate group / lane: who may do it
+    role: Mapped[str | None] = mapped_column(String(50))  # its first candidate group (or its lane's role)
     form_key: Mapped[str | None] = mapped_column(String(100))  # record form to fill in
     assignee: Mapped[str | None] = mapped_column(String(100))  # who claimed it, if anyone
     state: Mapped[str] = mapped_column(String(20), default="ready")  # ready | completed | cancelled
@@ -40,3 +40,23 @@ class WorkItem(db.Model):  # type: ignore[name-defined,misc]
     completed_by: Mapped[str | None] = mapped_column(String(100))  # who completed it
 
     case: Mapped[Case] = relationship()
+    # The second and further candidate groups of a task, for the few tasks several roles may work; most have
+    # one, so the queues keep using the (state, role, due_at) index and look here only for the rest.
+    other_roles: Mapped[list[WorkItemRole]] = relationship(
+        lazy="selectin", order_by="WorkItemRole.position", cascade="all, delete-orphan")
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        """Every role that may work this task, the first one first."""
+        return ((self.role,) if self.role else ()) + tuple(other.role for other in self.other_roles)
+
+
+class WorkItemRole(db.Model):  # type: ignore[name-defined,misc]
+    """A further role (candidate group) that may work a work item besides its first one (``WorkItem.role``)."""
+
+    __tablename__ = "work_item_roles"
+    __table_args__ = (Index("ix_work_item_roles_role_work_item_id", "role", "work_item_id"),)
+
+    work_item_id: Mapped[int] = mapped_column(ForeignKey("work_items.id", ondelete="CASCADE"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(50), primary_key=True)
+    position: Mapped[int] = mapped_column()  # 1 for the second candidate group, 2 for the third…

@@ -35,7 +35,7 @@ from app.forms import FormDefinition, FormRegistry, FormValidationError
 from app.inputs import MAX_ID
 from app.processes.service import definition_for
 from app.registry.models import Customer
-from app.tasks.models import WorkItem
+from app.tasks.models import WorkItem, WorkItemRole
 from app.timers.models import Timer
 from app.users.service import actor_for, get_user
 
@@ -109,7 +109,8 @@ def list_work_items(*, actor: Actor, role: str | None = None, assignee: str | No
     if state:
         query = query.where(WorkItem.state == state)
     if role:
-        query = query.where(WorkItem.role == role)
+        query = query.where(or_(WorkItem.role == role, WorkItem.id.in_(
+            select(WorkItemRole.work_item_id).where(WorkItemRole.role == role))))
     if assignee:
         query = query.where(WorkItem.assignee == assignee)
     if case_id:
@@ -150,9 +151,17 @@ def worklist_counts(*, actor: Actor) -> WorklistCounts:
     current = now()
     overdue = func.sum(sql_case((and_(WorkItem.due_at.is_not(None), WorkItem.due_at <= current), 1), else_=0))
     roles = [role for role in STAFF_ROLES if actor.has_role(role)]
-    rows = {role: (ready, late or 0) for role, ready, late in db.session.execute(
-        select(WorkItem.role, func.count(), overdue).where(WorkItem.state == "ready", WorkItem.role.in_(roles))
-        .group_by(WorkItem.role))} if roles else {}
+    rows: dict[str, tuple[int, int]] = {}
+    if roles:
+        first = select(WorkItem.role, func.count(), overdue).where(
+            WorkItem.state == "ready", WorkItem.role.in_(roles)).group_by(WorkItem.role)
+        further = select(WorkItemRole.role, func.count(), overdue).join(
+            WorkItem, WorkItem.id == WorkItemRole.work_item_id).where(
+            WorkItem.state == "ready", WorkItemRole.role.in_(roles)).group_by(WorkItemRole.role)
+        for query in (first, further):
+            for role, ready, late in db.session.execute(query):
+                before = rows.get(role, (0, 0))
+                rows[role] = (before[0] + ready, before[1] + (late or 0))
     ready, late = db.session.execute(select(func.count(), overdue).where(
         WorkItem.state == "ready", WorkItem.assignee == actor.username)).one()
     return WorklistCounts(mine=QueueCount(None, ready, late or 0),
@@ -199,12 +208,21 @@ def task_detail(item: WorkItem, *, actor: Actor) -> WorkItemDetail:
 
 def _check_role(item: WorkItem, actor: Actor) -> None:
     """Staff work the tasks of their own roles; supervisors may step in on any staff task."""
-    if not actor.can_work_on(item.role):
-        needed = sorted({item.role, "supervisor"} if item.role else {"supervisor"})
+    if not actor.can_work_on(item.roles):
+        needed = sorted({*item.roles, "supervisor"} if item.roles else {"supervisor"})
         raise PermissionDeniedError(
-            f"{actor.username} may not work on task {item.id}: it is for the role {item.role or 'staff'}, "
+            f"{actor.username} may not work on task {item.id}: it is for {_roles_words(item.roles)}, "
             "and only supervisors step in on the tasks of other roles",
             errors={"permission": ["tasks.work"], "roles_needed": needed})
+
+
+def _roles_words(roles: tuple[str, ...]) -> str:
+    """``the role engineer``, ``the roles engineer or regional_engineer``, ``staff``."""
+    if not roles:
+        return "staff"
+    if len(roles) == 1:
+        return f"the role {roles[0]}"
+    return f"the roles {', '.join(roles[:-1])} or {roles[-1]}"
 
 
 def _check_ready(item: WorkItem) -> None:
@@ -265,8 +283,8 @@ def _assignable(item: WorkItem, assignee: str) -> str:
         raise refuse(f"there is no user named {assignee.strip()!r}") from None
     if user.disabled:
         raise refuse(f"user {user.username!r} is disabled")
-    if not actor_for(user).can_work_on(item.role):
-        needed = f"the role {item.role}" if item.role else "a staff role"
+    if not actor_for(user).can_work_on(item.roles):
+        needed = _roles_words(item.roles) if item.roles else "a staff role"
         raise refuse(f"user {user.username!r} does not hold {needed}, which task {item.id} needs")
     return user.username
 

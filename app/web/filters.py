@@ -202,10 +202,12 @@ def deadline_outcome(outcome: Any) -> str:
     return template.format(margin=margin, deadline=name)
 
 
-def role_name(role: str | None) -> str:
-    """The role in words (``engineer`` → Technical support engineer)."""
+def role_name(role: str | tuple[str, ...] | list[str] | None) -> str:
+    """The role in words (``engineer`` → Technical support engineer); several roles joined by "or"."""
     if not role:
         return "Any staff"
+    if not isinstance(role, str):
+        return " or ".join(ROLE_NAMES.get(each, each) for each in role)
     return ROLE_NAMES.get(role, role)
 
 

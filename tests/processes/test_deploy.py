@@ -300,6 +300,10 @@ LONG = {
                 f"at most {FORM_KEY}", "answer", '<bpmn:userTask id="answer"'),
     "process name": (_swap('name="One task"', f'name="{"p" * 300}"'), f"at most {PROCESS_NAME}", "one_task",
                      '<bpmn:process id="one_task"'),
+    "a group that is no role": (_swap('camunda:candidateGroups="agent"', 'camunda:candidateGroups="agent, wizard"'),
+                                "the role 'wizard' (from camunda:candidateGroups or the task's lane) is not a role",
+                                "answer", '<bpmn:userTask id="answer"'),
+    "a lane that is no role": (_lane_role("hotline"), "the role 'hotline'", "answer", '<bpmn:userTask id="answer"'),
     "formKey of no form": (_swap('camunda:formKey="escalation_review"', 'camunda:formKey="no_such_form"'),
                            "names no record form", "answer", '<bpmn:userTask id="answer"'),
     **{f"constant {tag} {value}": (_timer_value(tag, value), "is not usable", "answer_deadline", f"<bpmn:{tag}>")
@@ -341,7 +345,8 @@ def test_a_process_id_longer_than_its_column_is_refused(ctx: Flask, tmp_path: Pa
 def test_values_exactly_at_their_limits_deploy_and_a_case_runs_on_them(ctx: Flask, tmp_path: Path,
                                                                        clock: Any) -> None:
     # The limits are the columns' own: at the limit the row stores (PostgreSQL would refuse one more).
-    task_id, timer_id, role = "a" * TASK_ID, "t" * TIMER_ID, "r" * ROLE
+    # A role is one of the system's (a longer one is refused as too long, any other as no role at all).
+    task_id, timer_id, role = "a" * TASK_ID, "t" * TIMER_ID, "regional_engineer"
     text = (ONE_TASK.read_text().replace('"answer_deadline"', f'"{timer_id}"').replace('"answer"', f'"{task_id}"')
             .replace('name="Answer the question"', f'name="{"n" * TASK_NAME}"')
             .replace('name="Answer within 24 h"', f'name="{"m" * TIMER_NAME}"')
