@@ -73,6 +73,10 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "tasks.work": frozenset(STAFF_ROLES),  # claim, release, complete (a task of one's own role, see can_work_on)
     "tasks.assign": frozenset({"supervisor"}),  # assign or reassign any staff task to someone
     "registry.read": READERS,  # customers and equipment files
+    "stock.read": READERS,  # warehouses, parts, stock levels, reservations and movements
+    "stock.manage": frozenset({"warehouse", "admin"}),  # warehouses, the parts catalogue, deliveries, stocktakes
+    "stock.reserve": frozenset({"warehouse", "supervisor"}),  # hold parts for a case's repair
+    "stock.use": frozenset({"engineer", "regional_engineer", "warehouse", "supervisor"}),  # settle a repair's parts
     "processes.read": frozenset(ROLES),  # process versions and their diagrams
     "processes.deploy": frozenset({"admin"}),
     "processes.edit": frozenset({"process_owner"}),  # edit definitions in the modeller (a later issue)
@@ -86,7 +90,9 @@ PERMISSION_WORDS = {
     "cases.read": "read cases", "cases.open": "open cases", "cases.attach": "add attachments to cases",
     "attachments.manage": "sweep the attachment folder",
     "tasks.read": "read tasks", "tasks.work": "work on tasks", "tasks.assign": "assign tasks to others",
-    "registry.read": "read customer and equipment files", "processes.read": "read process definitions",
+    "registry.read": "read customer and equipment files", "stock.read": "read the spare-parts stock",
+    "stock.manage": "manage warehouses, parts and stock", "stock.reserve": "reserve spare parts for cases",
+    "stock.use": "book the spare parts a repair used", "processes.read": "read process definitions",
     "processes.deploy": "deploy process versions", "processes.edit": "edit process definitions",
     "timers.read": "read the timer queue", "timers.manage": "retry timers or move the clock",
     "users.read": "read users", "users.manage": "manage users and tokens",

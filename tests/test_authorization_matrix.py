@@ -31,8 +31,10 @@ from app.cases.service import open_case
 from app.engine import now
 from app.extensions import db
 from app.processes.service import deploy_sources
-from app.registry.models import Equipment
+from app.registry.models import Customer, Equipment
 from app.registry.service import seed_demo_data
+from app.stock import service as stock
+from app.stock.models import Warehouse
 from app.tasks.models import WorkItem
 from app.tasks.service import claim_work_item
 from app.timers.models import Timer
@@ -54,6 +56,10 @@ TIMER_READERS = frozenset({"admin", "auditor"})
 USER_READERS = frozenset({"admin", "auditor"})
 PASSWORD = "correct horse battery"  # every user tests.support.user_token creates has it
 ADMINS = frozenset({"admin"})
+STOCK_MANAGERS = frozenset({"warehouse", "admin"})
+STOCK_RESERVERS = frozenset({"warehouse", "supervisor"})
+STOCK_USERS = frozenset({"engineer", "regional_engineer", "warehouse", "supervisor"})
+PARTS_REGION = "Matrix"  # the region of the matrix's warehouse and of each role's parts case
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"  # a tiny attachment
 
 
@@ -74,6 +80,8 @@ class World:
     username: str = ""  # who signs in on the sign-in page
     target_users: dict[str, str] = field(default_factory=dict)  # admin change -> a user of its own to change
     token_to_revoke: str = ""
+    parts_case_id: int = 0  # an open case on equipment of PARTS_REGION, whose warehouse stocks MX-FUSE
+    role: str = ""
 
     @staticmethod
     def reported_at() -> Any:
@@ -171,6 +179,26 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ("api_admin.TimerRetry", "POST"): Entry(ADMINS, lambda w: f"/api/admin/timers/{w.failed_timer_ids['api']}/retry"),
     ("api_admin.Clock", "GET"): Entry(EVERYONE, lambda w: "/api/admin/clock"),  # the time, shown on every page
     ("api_admin.ClockAdvance", "POST"): Entry(ADMINS, lambda w: "/api/admin/clock/advance", lambda w: {"by": "1m"}),
+    ("api_stock.Warehouses", "GET"): Entry(READERS, lambda w: "/api/stock/warehouses"),
+    ("api_stock.Warehouses", "POST"): Entry(STOCK_MANAGERS, lambda w: "/api/stock/warehouses", lambda w: {
+        "code": w.role.upper(), "name": f"Warehouse of {w.role}", "region": f"Region of {w.role}"}),
+    ("api_stock.Parts", "GET"): Entry(READERS, lambda w: "/api/stock/parts?q=MX"),
+    ("api_stock.Parts", "POST"): Entry(STOCK_MANAGERS, lambda w: "/api/stock/parts", lambda w: {
+        "part_number": f"MX-{w.role}", "name": f"Part of {w.role}"}),
+    ("api_stock.StockLevels", "GET"): Entry(READERS, lambda w: f"/api/stock?region={PARTS_REGION}"),
+    ("api_stock.StockReceipts", "POST"): Entry(STOCK_MANAGERS, lambda w: "/api/stock/receipts", lambda w: {
+        "region": PARTS_REGION, "part_number": "MX-FUSE", "quantity": 1, "note": "matrix delivery"}),
+    ("api_stock.StockCounts", "POST"): Entry(STOCK_MANAGERS, lambda w: "/api/stock/counts", lambda w: {
+        "region": PARTS_REGION, "part_number": "MX-FUSE", "on_hand": 1000, "note": "matrix stocktake"}),
+    ("api_stock.StockMovements", "GET"): Entry(READERS, lambda w: "/api/stock/movements"),
+    ("api_stock.CaseParts", "GET"): Entry(READERS, lambda w: f"/api/cases/{w.parts_case_id}/parts"),
+    ("api_stock.CaseParts", "POST"): Entry(STOCK_RESERVERS, lambda w: f"/api/cases/{w.parts_case_id}/parts",
+                                           lambda w: {"lines": [{"part_number": "MX-FUSE", "quantity": 1}]}),
+    ("api_stock.CasePartsUsed", "POST"): Entry(STOCK_USERS, lambda w: f"/api/cases/{w.parts_case_id}/parts/used",
+                                               lambda w: {"used": []}),
+    ("api_stock.CasePartsRelease", "POST"): Entry(STOCK_USERS,
+                                                  lambda w: f"/api/cases/{w.parts_case_id}/parts/release",
+                                                  lambda w: {"reason": "matrix release"}),
 }
 
 
@@ -249,6 +277,20 @@ def _claimed_task(process: str, role: str, username: str) -> int:
     return task_id
 
 
+def _parts_case(role: str) -> int:
+    """An open case on equipment of PARTS_REGION, whose warehouse (made once) stocks MX-FUSE."""
+    if not db.session.scalar(select(Warehouse.id).where(Warehouse.region == PARTS_REGION)):
+        stock.create_warehouse(actor=SYSTEM, code="MATRIX", name="Matrix warehouse", region=PARTS_REGION)
+        stock.create_part(actor=SYSTEM, part_number="MX-FUSE", name="Matrix fuse")
+    stock.receive_stock(actor=SYSTEM, region=PARTS_REGION, part_number="MX-FUSE", quantity=10)
+    customer = Customer(name=f"Matrix customer of {role}", region=PARTS_REGION, created_at=now())
+    equipment = Equipment(customer=customer, model="UPS-10K", serial_number=f"MATRIX-{role}", region=PARTS_REGION)
+    db.session.add_all([customer, equipment])
+    db.session.flush()
+    return open_case(actor=SYSTEM, process_id="one_task", reported_at=now() - timedelta(hours=1), channel="phone",
+                     description="Matrix parts case", equipment_id=equipment.id).id
+
+
 def _world(role: str, username: str) -> World:
     """The cases, tasks and failed timers of one role's requests, committed."""
     seed_demo_data()
@@ -269,6 +311,8 @@ def _world(role: str, username: str) -> World:
         failed_timer_ids={"page": _failed_timer(), "api": _failed_timer()},
         equipment_id=db.session.scalars(select(Equipment.id).order_by(Equipment.id)).first() or 0,
         username=username, target_users={change: _target_user(change) for change in ("roles", "disable", "token")})
+    world.role = role
+    world.parts_case_id = _parts_case(role)
     world.attachment_id = add_attachment(actor=SYSTEM, case_id=world.case_id, filename="scan.pdf", content=PDF).id
     token, _ = users.create_token(username=world.target_users["token"], actor=SYSTEM)
     world.token_to_revoke = token.public_id

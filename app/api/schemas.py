@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from marshmallow import RAISE, Schema, fields, validate
 
 from app.choices import (
@@ -338,3 +340,210 @@ class EquipmentMatchListSchema(Schema):
     total = fields.Integer()
     page = fields.Integer()
     per_page = fields.Integer()
+
+
+# ------------------------------------------------------------------------------------------ spare parts
+
+def part_number_field(**kwargs: Any) -> fields.String:
+    """A part number as the catalogue spells it."""
+    return fields.String(validate=validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,49}$", error=(
+        "must be a part number: 1 to 50 letters, digits, '.', '_', '/' or '-', starting with a letter or digit")),
+        metadata={"description": "The manufacturer's part number, e.g. FUS-125A"}, **kwargs)
+
+
+def quantity_field(**kwargs: Any) -> WholeNumber:
+    """Units of a part: a JSON whole number from 1 to 100,000."""
+    return WholeNumber(strict=True, validate=validate.Range(min=1, max=100_000), **kwargs)
+
+
+class WarehouseSchema(Schema):
+    """The spare-parts store of one service region."""
+
+    id = fields.Integer()
+    code = fields.String()
+    name = fields.String()
+    region = fields.String()
+    address = fields.String()
+
+
+class WarehouseCreateSchema(StrictSchema):
+    """Setting up a region's warehouse."""
+
+    code = fields.String(required=True, validate=validate.Regexp(r"^[A-Z0-9][A-Z0-9_-]{0,19}$", error=(
+        "must be 1 to 20 capital letters, digits, '_' or '-'")))
+    name = fields.String(required=True, validate=validate.Length(1, 200))
+    region = fields.String(required=True, validate=validate.Length(1, 100))
+    address = fields.String(load_default="", validate=validate.Length(0, 500))
+
+
+class WarehouseListSchema(Schema):
+    """Every warehouse, by region."""
+
+    items = fields.List(fields.Nested(WarehouseSchema))
+
+
+class PartSchema(Schema):
+    """A spare part of the catalogue."""
+
+    id = fields.Integer()
+    part_number = fields.String()
+    name = fields.String()
+    unit = fields.String()
+
+
+class PartCreateSchema(StrictSchema):
+    """Adding a part to the catalogue."""
+
+    part_number = part_number_field(required=True)
+    name = fields.String(required=True, validate=validate.Length(1, 200))
+    unit = fields.String(load_default="pcs", validate=validate.Length(1, 20))
+
+
+class PartQuerySchema(PageArgsSchema):
+    """Finding parts by number or name."""
+
+    q = fields.String(validate=validate.Length(1, 100), metadata={
+        "description": "Part of a part number or name, matched literally and case-insensitively"})
+
+
+class PartListSchema(Schema):
+    """Parts, by part number, one page at a time."""
+
+    items = fields.List(fields.Nested(PartSchema))
+    total = fields.Integer()
+    page = fields.Integer()
+    per_page = fields.Integer()
+
+
+class StockLevelSchema(Schema):
+    """How many of a part a region's warehouse holds."""
+
+    id = fields.Integer()
+    region = fields.Function(lambda level: level.warehouse.region)
+    warehouse = fields.Function(lambda level: level.warehouse.code)
+    part_number = fields.Function(lambda level: level.part.part_number)
+    part_name = fields.Function(lambda level: level.part.name)
+    unit = fields.Function(lambda level: level.part.unit)
+    on_hand = fields.Integer(metadata={"description": "Units in the warehouse"})
+    reserved = fields.Integer(metadata={"description": "Of those, units held for open cases"})
+    available = fields.Integer(metadata={"description": "Units that may still be reserved"})
+    updated_at = fields.AwareDateTime()
+
+
+class StockQuerySchema(PageArgsSchema):
+    """Filters of the stock list."""
+
+    region = fields.String(validate=validate.Length(1, 100))
+    part_number = part_number_field()
+    available = flag_field(metadata={"description": "true: only levels with units that may still be reserved"})
+
+
+class StockListSchema(Schema):
+    """Stock levels by region and part number, one page at a time."""
+
+    items = fields.List(fields.Nested(StockLevelSchema))
+    total = fields.Integer()
+    page = fields.Integer()
+    per_page = fields.Integer()
+
+
+class StockReceiptSchema(StrictSchema):
+    """A delivery booked into a region's warehouse."""
+
+    region = fields.String(required=True, validate=validate.Length(1, 100))
+    part_number = part_number_field(required=True)
+    quantity = quantity_field(required=True)
+    note = fields.String(load_default="", validate=validate.Length(0, 500),
+                         metadata={"description": "Delivery note number, supplier"})
+
+
+class StockCountSchema(StrictSchema):
+    """What a stocktake counted; the note says why the stock changes."""
+
+    region = fields.String(required=True, validate=validate.Length(1, 100))
+    part_number = part_number_field(required=True)
+    on_hand = WholeNumber(required=True, strict=True, validate=validate.Range(min=0, max=100_000))
+    note = fields.String(required=True, validate=validate.Length(1, 500))
+
+
+class StockMovementSchema(Schema):
+    """One change of a stock level."""
+
+    id = fields.Integer()
+    region = fields.Function(lambda m: m.stock_level.warehouse.region)
+    part_number = fields.Function(lambda m: m.stock_level.part.part_number)
+    kind = fields.String(metadata={"description": "received, adjusted, reserved, released or consumed"})
+    quantity = fields.Integer()
+    on_hand_after = fields.Integer()
+    reserved_after = fields.Integer()
+    case_id = fields.Integer(allow_none=True)
+    reservation_id = fields.Integer(allow_none=True)
+    actor = fields.String()
+    occurred_at = fields.AwareDateTime()
+    note = fields.String()
+
+
+class MovementQuerySchema(PageArgsSchema):
+    """Filters of the movement log."""
+
+    region = fields.String(validate=validate.Length(1, 100))
+    part_number = part_number_field()
+    case_id = Id()
+
+
+class StockMovementListSchema(Schema):
+    """Stock movements, newest first, one page at a time."""
+
+    items = fields.List(fields.Nested(StockMovementSchema))
+    total = fields.Integer()
+    page = fields.Integer()
+    per_page = fields.Integer()
+
+
+class PartLineSchema(StrictSchema):
+    """A part number and a quantity."""
+
+    part_number = part_number_field(required=True)
+    quantity = quantity_field(required=True)
+
+
+class ReservationCreateSchema(StrictSchema):
+    """Parts to hold for a case, from its region's warehouse: all lines or none."""
+
+    lines = fields.List(fields.Nested(PartLineSchema), required=True, validate=validate.Length(1, 50))
+
+
+class PartsUsedSchema(StrictSchema):
+    """What the repair used of the parts held for the case; the rest goes back on the shelf."""
+
+    used = fields.List(fields.Nested(PartLineSchema), required=True, validate=validate.Length(0, 50))
+
+
+class PartsReleaseSchema(StrictSchema):
+    """Letting every part held for the case go, and why."""
+
+    reason = fields.String(required=True, validate=validate.Length(1, 500))
+
+
+class ReservationSchema(Schema):
+    """Units of a part held for a case."""
+
+    id = fields.Integer()
+    case_id = fields.Integer()
+    region = fields.Function(lambda r: r.stock_level.warehouse.region)
+    warehouse = fields.Function(lambda r: r.stock_level.warehouse.code)
+    part_number = fields.Function(lambda r: r.stock_level.part.part_number)
+    quantity = fields.Integer()
+    consumed = fields.Integer(metadata={"description": "Units the repair used (once settled)"})
+    state = fields.String(metadata={"description": "held, consumed or released"})
+    created_at = fields.AwareDateTime()
+    created_by = fields.String()
+    ended_at = fields.AwareDateTime(allow_none=True)
+    ended_by = fields.String(allow_none=True)
+
+
+class ReservationListSchema(Schema):
+    """The reservations of a case, oldest first."""
+
+    case_id = fields.Integer()
+    items = fields.List(fields.Nested(ReservationSchema))
