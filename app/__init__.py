@@ -8,7 +8,7 @@ from typing import Any
 from flask import Flask
 from sqlalchemy import event
 
-from app.config import PROJECT_ROOT, load_config
+from app.config import PROJECT_ROOT, ConfigError, load_config
 from app.extensions import db, migrate
 
 
@@ -35,6 +35,12 @@ def _install_clock(app: Flask) -> None:
 def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     """Build the app from the environment (and ``overrides``, for tests)."""
     config = load_config(overrides)
+    from app.readings.rules import RulesError, parse_rules
+
+    try:
+        parse_rules(config["READING_RULES"])
+    except RulesError as exc:
+        raise ConfigError(str(exc)) from None
     app = Flask(__name__, instance_path=config["INSTANCE_DIR"])
     app.config.update(config)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)

@@ -73,6 +73,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "tasks.work": frozenset(STAFF_ROLES),  # claim, release, complete (a task of one's own role, see can_work_on)
     "tasks.assign": frozenset({"supervisor"}),  # assign or reassign any staff task to someone
     "registry.read": READERS,  # customers and equipment files
+    "readings.read": READERS,  # equipment's daily operating data and its anomalies
+    # send operating data: a monitoring feed runs under a token of a user holding one of these roles
+    "readings.write": frozenset({"engineer", "regional_engineer", "technical_dept", "admin"}),
     "stock.read": READERS,  # warehouses, parts, stock levels, reservations and movements
     "stock.manage": frozenset({"warehouse", "admin"}),  # warehouses, the parts catalogue, deliveries, stocktakes
     "stock.reserve": frozenset({"warehouse", "supervisor"}),  # hold parts for a case's repair
@@ -91,6 +94,7 @@ PERMISSION_WORDS = {
     "attachments.manage": "sweep the attachment folder",
     "tasks.read": "read tasks", "tasks.work": "work on tasks", "tasks.assign": "assign tasks to others",
     "registry.read": "read customer and equipment files", "stock.read": "read the spare-parts stock",
+    "readings.read": "read operating data", "readings.write": "send operating data",
     "stock.manage": "manage warehouses, parts and stock", "stock.reserve": "reserve spare parts for cases",
     "stock.use": "book the spare parts a repair used", "processes.read": "read process definitions",
     "processes.deploy": "deploy process versions", "processes.edit": "edit process definitions",

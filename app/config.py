@@ -104,6 +104,9 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "CLOCK": env.get("SERVICECASE_CLOCK", "system" if name == "production" else "simulated"),
         # The department's time zone: every time a page shows is in it (storage stays UTC).
         "TIME_ZONE": env.get("SERVICECASE_TIME_ZONE", DEFAULT_TIME_ZONE),
+        # Normal ranges of the daily operating data (JSON, see app/readings/rules.py); outside them a day is
+        # an anomaly on the monthly inspection.
+        "READING_RULES": env.get("SERVICECASE_READING_RULES") or None,
         "EMERGENCY_CONTACT": {
             "name": env.get("SERVICECASE_EMERGENCY_NAME", ""),
             "phone": env.get("SERVICECASE_EMERGENCY_PHONE", ""),

@@ -4,6 +4,7 @@ from app.attachments.models import Attachment
 from app.audit.models import CaseEvent
 from app.cases.models import Case
 from app.processes.models import ProcessVersion
+from app.readings.models import Reading
 from app.registry.models import Customer, Equipment
 from app.stock.models import Part, Reservation, StockLevel, StockMovement, Warehouse
 from app.tasks.models import WorkItem
@@ -11,5 +12,5 @@ from app.timers.models import Schedule, ScheduleOccurrence, Timer
 from app.users.models import ApiToken, User, UserEvent, UserRole
 
 __all__ = ["ApiToken", "Attachment", "Case", "CaseEvent", "Customer", "Equipment", "Part", "ProcessVersion",
-           "Reservation", "Schedule", "ScheduleOccurrence", "StockLevel", "StockMovement", "Timer", "User", "UserEvent",
-           "UserRole", "Warehouse", "WorkItem"]
+           "Reading", "Reservation", "Schedule", "ScheduleOccurrence", "StockLevel", "StockMovement", "Timer", "User",
+           "UserEvent", "UserRole", "Warehouse", "WorkItem"]

@@ -59,6 +59,7 @@ ADMINS = frozenset({"admin"})
 STOCK_MANAGERS = frozenset({"warehouse", "admin"})
 STOCK_RESERVERS = frozenset({"warehouse", "supervisor"})
 STOCK_USERS = frozenset({"engineer", "regional_engineer", "warehouse", "supervisor"})
+READING_SENDERS = frozenset({"engineer", "regional_engineer", "technical_dept", "admin"})
 PARTS_REGION = "Matrix"  # the region of the matrix's warehouse and of each role's parts case
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"  # a tiny attachment
 
@@ -97,6 +98,17 @@ class Entry:
     body: Callable[[World], dict[str, Any]] | None = None  # JSON for /api, form fields for pages
     public: bool = False  # anonymous visitors may use it too (the sign-in and sign-out pages)
     upload: bool = False  # a multipart upload of one small PDF in the field "file"
+    csv: bool = False  # a multipart upload of a CSV of operating data in the field "file"
+
+
+def _day(world: World) -> dict[str, Any]:
+    """A normal day of operating data, yesterday."""
+    return {"day": (now() - timedelta(days=1)).date().isoformat(), "input_voltage": 221, "output_voltage": 220,
+            "load_percent": 40, "battery_health_percent": 95, "temperature_c": 25}
+
+
+CSV_READINGS = (b"serial_number,day,input_voltage,output_voltage,load_percent,battery_health_percent,temperature_c\n"
+                b"MATRIX-agent,2026-01-05,221,220,40,95,25\n")
 
 
 def _no_fields(world: World) -> dict[str, Any]:
@@ -196,6 +208,14 @@ MATRIX: dict[tuple[str, str], Entry] = {
                                            lambda w: {"lines": [{"part_number": "MX-FUSE", "quantity": 1}]}),
     ("api_stock.CasePartsUsed", "POST"): Entry(STOCK_USERS, lambda w: f"/api/cases/{w.parts_case_id}/parts/used",
                                                lambda w: {"used": []}),
+    ("api_readings.EquipmentReadings", "GET"): Entry(READERS, lambda w: f"/api/equipment/{w.equipment_id}/readings"),
+    ("api_readings.EquipmentReadings", "POST"): Entry(
+        READING_SENDERS, lambda w: f"/api/equipment/{w.equipment_id}/readings", lambda w: {"readings": [_day(w)]}),
+    ("api_readings.ReadingsImport", "POST"): Entry(READING_SENDERS, lambda w: "/api/readings/import", lambda w: {
+        "rows": [{"serial_number": "MATRIX-" + w.role, **_day(w)}]}),
+    ("api_readings.ReadingsCsvImport", "POST"): Entry(READING_SENDERS, lambda w: "/api/readings/import.csv",
+                                                      csv=True),
+    ("api_readings.MonthReview", "GET"): Entry(READERS, lambda w: "/api/readings/review?month=2026-01"),
     ("api_stock.CasePartsRelease", "POST"): Entry(STOCK_USERS,
                                                   lambda w: f"/api/cases/{w.parts_case_id}/parts/release",
                                                   lambda w: {"reason": "matrix release"}),
@@ -284,7 +304,8 @@ def _parts_case(role: str) -> int:
         stock.create_part(actor=SYSTEM, part_number="MX-FUSE", name="Matrix fuse")
     stock.receive_stock(actor=SYSTEM, region=PARTS_REGION, part_number="MX-FUSE", quantity=10)
     customer = Customer(name=f"Matrix customer of {role}", region=PARTS_REGION, created_at=now())
-    equipment = Equipment(customer=customer, model="UPS-10K", serial_number=f"MATRIX-{role}", region=PARTS_REGION)
+    equipment = Equipment(customer=customer, model="UPS-10K", serial_number=f"MATRIX-{role}", region=PARTS_REGION,
+                          monitored=True)
     db.session.add_all([customer, equipment])
     db.session.flush()
     return open_case(actor=SYSTEM, process_id="one_task", reported_at=now() - timedelta(hours=1), channel="phone",
@@ -344,6 +365,9 @@ def _request(client: FlaskClient, method: str, entry: Entry, world: World) -> Te
     body = entry.body(world) if entry.body is not None else None
     if method == "GET":
         return client.get(path)
+    if entry.csv:
+        return client.open(path, method=method, content_type="multipart/form-data",
+                           data={"file": (io.BytesIO(CSV_READINGS), "readings.csv")})
     if entry.upload:
         files = {"file": (io.BytesIO(PDF), "scan.pdf")}
         return client.open(path, method=method, content_type="multipart/form-data",

@@ -35,6 +35,7 @@ def register_api(app: Flask) -> None:
     from app.api.admin import blp as admin_blp
     from app.api.cases import blp as cases_blp
     from app.api.processes import blp as processes_blp
+    from app.api.readings import blp as readings_blp
     from app.api.registry import blp as registry_blp
     from app.api.stock import blp as stock_blp
     from app.api.tasks import blp as tasks_blp
@@ -58,7 +59,7 @@ def register_api(app: Flask) -> None:
         "type": "http", "scheme": "bearer",
         "description": "An API token from `flask --app wsgi users token NAME`"})
     api.register_converter(IdConverter, _id_parameter)
-    for blp in (cases_blp, tasks_blp, processes_blp, admin_blp, registry_blp, stock_blp):
+    for blp in (cases_blp, tasks_blp, processes_blp, admin_blp, registry_blp, stock_blp, readings_blp):
         api.register_blueprint(blp)
     app.register_error_handler(ServiceError, common.handle_service_error)
     app.register_error_handler(ProcessDefinitionError, common.handle_definition_error)

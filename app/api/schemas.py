@@ -547,3 +547,128 @@ class ReservationListSchema(Schema):
 
     case_id = fields.Integer()
     items = fields.List(fields.Nested(ReservationSchema))
+
+
+# ----------------------------------------------------------------------------------------- operating data
+
+READING_DESCRIPTION = (
+    "One day: `day` (YYYY-MM-DD, the department's calendar day, not in the future, at most 400 days ago), "
+    "`input_voltage` and `output_voltage` (V, 0-1000), `load_percent` (0-300), `battery_health_percent` "
+    "(0-100), `temperature_c` (-50-120), `alarm_codes` (optional list of codes)")
+
+
+class ReadingsInSchema(StrictSchema):
+    """Days of operating data of one piece of monitored equipment."""
+
+    readings = fields.List(fields.Dict(keys=fields.String(), metadata={"description": READING_DESCRIPTION}),
+                           required=True, validate=validate.Length(1, 1000))
+    correct = fields.Boolean(load_default=False, metadata={
+        "description": "true: overwrite days recorded already with other values (a correction)"})
+
+
+class ReadingSchema(Schema):
+    """One day's operating data."""
+
+    day = fields.Date()
+    input_voltage = fields.Float()
+    output_voltage = fields.Float()
+    load_percent = fields.Float()
+    battery_health_percent = fields.Float()
+    temperature_c = fields.Float()
+    alarm_codes = fields.List(fields.String())
+    received_at = fields.AwareDateTime()
+    received_by = fields.String()
+    corrected_at = fields.AwareDateTime(allow_none=True)
+    corrected_by = fields.String(allow_none=True)
+
+
+class ReadingsRecordedSchema(Schema):
+    """What a delivery did, day by day."""
+
+    equipment_id = fields.Integer()
+    created = fields.List(fields.Date(), metadata={"description": "Days stored for the first time"})
+    unchanged = fields.List(fields.Date(), metadata={"description": "Days recorded already with these values"})
+    corrected = fields.List(fields.Date(), metadata={"description": "Days overwritten (correct=true)"})
+
+
+class ReadingQuerySchema(StrictSchema):
+    """A span of days."""
+
+    start = fields.Date(data_key="from", metadata={"description": "First day (YYYY-MM-DD), inclusive"})
+    end = fields.Date(data_key="to", metadata={"description": "Last day (YYYY-MM-DD), inclusive"})
+
+
+class ReadingListSchema(Schema):
+    """Operating data of one piece of equipment, oldest first."""
+
+    equipment_id = fields.Integer()
+    items = fields.List(fields.Nested(ReadingSchema))
+
+
+class ReadingsImportSchema(StrictSchema):
+    """Rows of operating data of many units, by serial number."""
+
+    rows = fields.List(fields.Dict(keys=fields.String(), metadata={
+        "description": "serial_number, then the fields of one day: " + READING_DESCRIPTION}),
+        required=True, validate=validate.Length(1, 100_000))
+    correct = fields.Boolean(load_default=False)
+
+
+class RowErrorSchema(Schema):
+    """One refused row of an import."""
+
+    row = fields.Integer(metadata={"description": "The row's number: its line in a CSV file (the header is line 1)"})
+    column = fields.String()
+    message = fields.String()
+
+
+class ImportReportSchema(Schema):
+    """What an import stored, and the rows it refused (the others are kept)."""
+
+    created = fields.Integer()
+    unchanged = fields.Integer()
+    corrected = fields.Integer()
+    refused_rows = fields.Integer()
+    errors = fields.List(fields.Nested(RowErrorSchema))
+
+
+class FindingSchema(Schema):
+    """One anomaly of a day."""
+
+    measure = fields.String(metadata={"description": "The measure out of its range, or alarm_codes"})
+    value = fields.Raw()
+    text = fields.String()
+
+
+class DayFindingsSchema(Schema):
+    """The anomalies of one day."""
+
+    day = fields.Date()
+    findings = fields.List(fields.Nested(FindingSchema))
+
+
+class EquipmentMonthSchema(Schema):
+    """One monitored unit's month."""
+
+    equipment_id = fields.Function(lambda m: m.equipment.id)
+    serial_number = fields.Function(lambda m: m.equipment.serial_number)
+    model = fields.Function(lambda m: m.equipment.model)
+    region = fields.Function(lambda m: m.equipment.region)
+    days_received = fields.Function(lambda m: len(m.readings))
+    anomalies = fields.List(fields.Nested(DayFindingsSchema))
+    missing_days = fields.List(fields.Date())
+
+
+class MonthQuerySchema(StrictSchema):
+    """A month."""
+
+    month = fields.String(required=True, validate=validate.Regexp(r"^(20[0-9]{2}|2100)-(0[1-9]|1[0-2])$", error=(
+        "must be a month written YYYY-MM, from 2000-01 to 2100-12")))
+
+
+class MonthReviewSchema(Schema):
+    """Every monitored unit's month with its anomalies under the rules in force."""
+
+    month = fields.String()
+    rules = fields.Dict(metadata={"description": "measure → [lowest normal, highest normal] (null: no bound)"})
+    items = fields.List(fields.Nested(EquipmentMonthSchema))
