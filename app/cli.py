@@ -148,7 +148,7 @@ def clock_show() -> None:
 def clock_advance(by: str, no_fire: bool) -> None:
     """Move the simulated clock forward by BY (25h, 90m, 2d, 1d2h, PT25H) and fire what became due."""
     from app.engine import parse_duration
-    from app.timers.simulation import advance_clock
+    from app.flows.clock import advance_clock
 
     try:
         delta = parse_duration(by)
@@ -165,7 +165,7 @@ def clock_advance(by: str, no_fire: bool) -> None:
 @clock_cli.command("reset")
 def clock_reset() -> None:
     """Put the simulated clock back on the wall clock."""
-    from app.timers.simulation import reset_clock
+    from app.flows.clock import reset_clock
 
     try:
         moved_to = reset_clock(actor=SYSTEM)

@@ -36,7 +36,7 @@ def fire_timer_job(timer_id: int) -> str:
     failed, so no timer stays waiting for ever behind a firing that cannot succeed."""
     from rq import get_current_job
 
-    from app.timers.service import fire_or_fail
+    from app.flows.timers import fire_or_fail
 
     job = get_current_job()
     final = job is None or not job.retries_left  # RQ counts retries_left down before each retry
@@ -46,7 +46,7 @@ def fire_timer_job(timer_id: int) -> str:
 
 def sweep_job() -> dict[str, Any]:
     """Run one sweep (normally the worker's own sweep thread does this)."""
-    from app.timers.schedules import start_due_occurrences
+    from app.flows.schedules import start_due_occurrences
     from app.timers.service import sweep
     from app.uow import unit_of_work
 

@@ -345,7 +345,8 @@ def _release_name(conn: Redis, worker_name: str) -> None:
 # -- the sweep and the dispatcher -------------------------------------------------------------------------
 def sweep_once(app: Flask) -> dict[str, object] | None:
     """Run one sweep unless another worker holds the sweep lock; returns what it did."""
-    from app.timers.schedules import arm_schedules, start_due_occurrences
+    from app.flows.schedules import start_due_occurrences
+    from app.timers.schedules import arm_schedules
     from app.timers.service import sweep
     from app.uow import unit_of_work
 

@@ -234,7 +234,7 @@ class Timings:
 @contextlib.contextmanager
 def instrumented() -> Iterator[dict[str, list[float] | None]]:
     """Time ``store_instance`` and ``arm_timers`` where the real code calls them (module globals)."""
-    import app.cases.service as cases_service
+    import app.flows.steps as step_flow
     import app.timers.scheduling as scheduling
 
     sinks: dict[str, list[float] | None] = {"store": None, "enqueue": None}
@@ -253,21 +253,21 @@ def instrumented() -> Iterator[dict[str, list[float] | None]]:
                     sink.append(elapsed)
         return wrapper
 
-    originals = (cases_service.store_instance, scheduling.arm_timers)
-    cases_service.store_instance = timed("store", originals[0])  # type: ignore[assignment]
+    originals = (step_flow.store_instance, scheduling.arm_timers)
+    step_flow.store_instance = timed("store", originals[0])  # type: ignore[assignment]
     scheduling.arm_timers = timed("enqueue", originals[1])  # type: ignore[assignment]
     try:
         yield sinks
     finally:
-        cases_service.store_instance, scheduling.arm_timers = originals  # type: ignore[assignment]
+        step_flow.store_instance, scheduling.arm_timers = originals  # type: ignore[assignment]
 
 
 def open_cases(sinks: dict[str, list[float] | None], specs: Iterable[tuple[str, datetime]], *, batch: int,
                timings: Timings, description: str) -> list[int]:
     """Open a case per (process, reported_at) with ``open_case``, committing every ``batch`` cases."""
     from app.auth import SYSTEM
-    from app.cases.service import open_case
     from app.extensions import db
+    from app.flows.steps import open_case
 
     sinks["store"], sinks["enqueue"] = timings.store, timings.enqueue
     ids: list[int] = []

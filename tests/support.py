@@ -16,9 +16,9 @@ from flask import has_app_context
 from sqlalchemy import select
 
 from app.auth import STAFF_ROLES, SYSTEM, Actor
-from app.cases.service import open_case
 from app.engine import now
 from app.extensions import db
+from app.flows.steps import open_case
 from app.timers.models import Timer
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -16,26 +16,36 @@ APP = ROOT / "app"
 
 # The service modules whose public functions are called by controllers, jobs and the CLI.
 SERVICE_MODULES = ("cases/service.py", "tasks/service.py", "audit/service.py", "timers/service.py",
-                   "timers/simulation.py", "processes/service.py", "registry/service.py")
+                   "timers/simulation.py", "processes/service.py", "registry/service.py", "stock/service.py",
+                   "readings/service.py", "flows/steps.py", "flows/tasks.py", "flows/timers.py", "flows/clock.py",
+                   "flows/schedules.py", "flows/diagram.py")
 # Helpers the services call for each other, under a lock or on behalf of an actor they already checked:
 # they take no actor, so controllers (app/api, app/web) must not call them.
 SERVICE_ONLY = {
-    "cases/service.py": {"lock_case", "lock_case_for_work_item", "load_instance", "store_instance"},
-    "tasks/service.py": {"validate_task_data"},
+    "cases/service.py": {"lock_case"},
+    "tasks/service.py": {"validate_task_data", "lock_case_for_work_item", "check_ready", "check_can_work",
+                         "completion_deadline", "form_definition"},
     "audit/service.py": {"record_event"},
-    "timers/service.py": {"fire_timer", "fire_or_fail", "mark_failed", "sweep"},  # jobs, the worker, the CLI
-    "timers/simulation.py": {"offset_reader", "latest_recorded_moment", "fire_due_timers"},
+    "timers/service.py": {"mark_failed", "sweep"},  # jobs, the worker, the CLI
+    "timers/simulation.py": {"offset_reader", "movable_clock", "store_offset"},
     "processes/service.py": {"latest_version", "definition_of", "definition_for"},
     "registry/service.py": {"seed_demo_data"},  # the setup and demo commands
+    "flows/steps.py": {"load_instance", "store_instance"},
+    "flows/timers.py": {"fire_timer", "fire_or_fail"},  # jobs, the worker, the CLI
+    "flows/clock.py": {"latest_recorded_moment", "fire_due_timers"},
+    "flows/schedules.py": {"start_due_occurrences"},  # the sweep
 }
 # Public but with nothing to protect: the loaded record forms, a case-number prefix, the clock's offset
-# (the time itself is on every page), today's date.
+# (the time itself is on every page), today's date, checks of input that read nothing.
 ACTOR_FREE = {"tasks/service.py": {"forms"}, "processes/service.py": {"case_prefix"},
               "timers/simulation.py": {"clock_offset"},
-              "registry/service.py": {"department_today"}}  # today's date in the department's zone
+              "registry/service.py": {"department_today"},  # today's date in the department's zone
+              "stock/service.py": {"case_region", "parse_lines"},
+              "readings/service.py": {"rules", "check_day", "month_bounds"}}
 CONTROLLER_DIRS = ("api", "web")
 # Everything below the controllers: the domain services, the engine and the forms.
-BOTTOM_DIRS = ("cases", "tasks", "timers", "processes", "registry", "audit", "users", "engine", "forms")
+BOTTOM_DIRS = ("flows", "cases", "tasks", "timers", "processes", "registry", "stock", "readings", "audit", "users",
+               "engine", "forms")
 
 
 def _public_functions(module: str) -> Iterator[ast.FunctionDef]:

@@ -27,9 +27,9 @@ from werkzeug.test import TestResponse
 
 from app.attachments.service import add_attachment
 from app.auth import ROLES, STAFF_ROLES, SYSTEM, Actor
-from app.cases.service import open_case
 from app.engine import now
 from app.extensions import db
+from app.flows.steps import open_case
 from app.processes.service import deploy_sources
 from app.registry.models import Customer, Equipment
 from app.registry.service import seed_demo_data

@@ -12,9 +12,9 @@ from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
 from app.auth import SYSTEM
-from app.cases.service import open_case
 from app.engine import ManualClock, now
 from app.extensions import db, redis_connection
+from app.flows.steps import open_case
 from app.registry.models import Customer
 from app.timers.models import Timer
 from app.timers.scheduling import DUE_KEY
@@ -176,14 +176,14 @@ def test_a_sweep_whose_second_occurrence_fails_still_arms_the_first_ones_timers(
 
     from app.cases.models import Case
     from app.errors import ProcessFailedError
+    from app.flows import schedules as schedule_flow
     from app.processes.service import deploy_path
-    from app.timers import schedules
     from tests.conftest import ROOT
 
     deploy_path(ROOT / "workflows", actor=SYSTEM)
     db.session.commit()
     redis_connection(ctx).delete(DUE_KEY)
-    real_open_case, calls = schedules.open_case, []
+    real_open_case, calls = schedule_flow.open_case, []
 
     def open_second_fails(**kwargs: object) -> object:
         calls.append(kwargs["process_id"])
@@ -191,10 +191,10 @@ def test_a_sweep_whose_second_occurrence_fails_still_arms_the_first_ones_timers(
             raise ProcessFailedError("the process could not start: boom")
         return real_open_case(**kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(schedules, "open_case", open_second_fails)
+    monkeypatch.setattr(schedule_flow, "open_case", open_second_fails)
     clock.set(datetime(2026, 3, 31, 17, 1, tzinfo=UTC))  # April's occurrences (1 April 01:00 +08:00) are due
     with unit_of_work():
-        assert schedules.start_due_occurrences() == 1
+        assert schedule_flow.start_due_occurrences() == 1
     assert len(calls) == 2
     (case_id,) = db.session.scalars(select(Case.id).where(Case.process_id == calls[0]))
     waiting = {str(t) for t in db.session.scalars(select(Timer.id).where(Timer.case_id == case_id,
@@ -209,8 +209,8 @@ def test_a_sweep_that_fails_after_starting_occurrences_arms_none_of_their_timers
     # not hold timers whose rows were never stored.
     from datetime import UTC, datetime
 
+    from app.flows import schedules as schedule_flow
     from app.processes.service import deploy_path
-    from app.timers import schedules
     from tests.conftest import ROOT
 
     deploy_path(ROOT / "workflows", actor=SYSTEM)
@@ -218,7 +218,7 @@ def test_a_sweep_that_fails_after_starting_occurrences_arms_none_of_their_timers
     redis_connection(ctx).delete(DUE_KEY)
     clock.set(datetime(2026, 3, 31, 17, 1, tzinfo=UTC))
     with pytest.raises(ConnectionError), unit_of_work():
-        assert schedules.start_due_occurrences() == 2
+        assert schedule_flow.start_due_occurrences() == 2
         assert db.session.scalar(select(func.count()).select_from(Timer).where(Timer.state == "waiting"))
         raise ConnectionError("the database went away before the commit")
     assert db.session.scalar(select(func.count()).select_from(Timer)) == 0

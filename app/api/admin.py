@@ -12,6 +12,7 @@ from app.api.common import ApiBlueprint, current_actor
 from app.api.schemas import StrictSchema, TimerSchema
 from app.engine import now, parse_duration
 from app.errors import InvalidDataError
+from app.flows import clock as clock_flow
 from app.timers import service as timers
 from app.timers import simulation
 from app.uow import unit_of_work
@@ -118,5 +119,5 @@ class ClockAdvance(MethodView):
             raise InvalidDataError(message, errors={"by": [message]}) from None
         # Not one unit of work: the clock moves in a transaction of its own, then each due timer fires in
         # its own (app.timers.simulation), so one failing firing does not undo the others.
-        _, fired = simulation.advance_clock(by=delta, actor=current_actor())
+        _, fired = clock_flow.advance_clock(by=delta, actor=current_actor())
         return _clock(fired)

@@ -26,8 +26,9 @@ from app.api.schemas import (
 from app.attachments import service as attachments
 from app.audit.service import list_events
 from app.cases import service as cases
-from app.cases.diagram import case_diagram
 from app.errors import InvalidDataError
+from app.flows import steps
+from app.flows.diagram import case_diagram
 from app.inputs import printable
 from app.uow import unit_of_work
 
@@ -62,7 +63,7 @@ class Cases(MethodView):
         with unit_of_work():
             others = (cases.open_cases_of_equipment(actor=actor, equipment_ids=[equipment_id]).get(equipment_id, [])
                       if equipment_id is not None else [])
-            case = cases.open_case(actor=actor, process_id=args["process"],
+            case = steps.open_case(actor=actor, process_id=args["process"],
                                    reported_at=args["reported_at"], channel=args["channel"],
                                    description=args["description"], title=args.get("title"),
                                    priority=args["priority"], customer_id=args.get("customer_id"),
@@ -90,7 +91,7 @@ class CaseResource(MethodView):
     def get(self, case_id: int) -> Any:
         """A case with its open tasks and deadlines."""
         actor = current_actor()
-        return cases.case_detail(cases.get_case(case_id, actor=actor), actor=actor)
+        return steps.case_detail(cases.get_case(case_id, actor=actor), actor=actor)
 
 
 @blp.route("/<id:case_id>/events")

@@ -16,6 +16,7 @@ from app.api.schemas import (
     TaskListSchema,
     TaskQuerySchema,
 )
+from app.flows import tasks as task_flow
 from app.tasks import service as tasks
 from app.uow import unit_of_work
 
@@ -48,10 +49,10 @@ class TaskResource(MethodView):
 
     @blp.response(200, TaskDetailSchema)
     @blp.errors(e404="Unknown task")
-    def get(self, task_id: int) -> tasks.WorkItemDetail:
+    def get(self, task_id: int) -> task_flow.WorkItemDetail:
         """A task with its record form definition and the process data it sees."""
         actor = current_actor()
-        return tasks.task_detail(tasks.get_work_item(task_id, actor=actor), actor=actor)
+        return task_flow.task_detail(tasks.get_work_item(task_id, actor=actor), actor=actor)
 
 
 @blp.route("/<id:task_id>/claim")
@@ -61,12 +62,12 @@ class TaskClaim(MethodView):
     @blp.response(200, TaskDetailSchema)
     @blp.errors(400, 413, 415, e403="The task is for a role the acting user does not hold",
                 e404="Unknown task", e409="The task is no longer ready or claimed by someone else")
-    def post(self, task_id: int) -> tasks.WorkItemDetail:
+    def post(self, task_id: int) -> task_flow.WorkItemDetail:
         """Assign the task to the acting user."""
         actor = current_actor()
         with unit_of_work():
             item = tasks.claim_work_item(work_item_id=task_id, actor=actor)
-        return tasks.task_detail(item, actor=actor)
+        return task_flow.task_detail(item, actor=actor)
 
 
 @blp.route("/<id:task_id>/release")
@@ -76,12 +77,12 @@ class TaskRelease(MethodView):
     @blp.response(200, TaskDetailSchema)
     @blp.errors(400, 413, 415, e403="Only the assignee or a supervisor may release the task",
                 e404="Unknown task", e409="The task is no longer ready, or nobody has claimed it")
-    def post(self, task_id: int) -> tasks.WorkItemDetail:
+    def post(self, task_id: int) -> task_flow.WorkItemDetail:
         """Unassign the task: it goes back to the queue of its role."""
         actor = current_actor()
         with unit_of_work():
             item = tasks.release_work_item(work_item_id=task_id, actor=actor)
-        return tasks.task_detail(item, actor=actor)
+        return task_flow.task_detail(item, actor=actor)
 
 
 @blp.route("/<id:task_id>/assign")
@@ -93,12 +94,12 @@ class TaskAssign(MethodView):
     @blp.errors(400, 413, 415, e403="Only supervisors assign tasks", e404="Unknown task",
                 e409="The task is no longer ready",
                 e422="No such user, the user is disabled, or does not hold the task's role")
-    def post(self, args: dict[str, Any], task_id: int) -> tasks.WorkItemDetail:
+    def post(self, args: dict[str, Any], task_id: int) -> task_flow.WorkItemDetail:
         """Assign the task to the named user, who must hold the task's role."""
         actor = current_actor()
         with unit_of_work():
             item = tasks.assign_work_item(work_item_id=task_id, assignee=args["assignee"], actor=actor)
-        return tasks.task_detail(item, actor=actor)
+        return task_flow.task_detail(item, actor=actor)
 
 
 @blp.route("/<id:task_id>/complete")
@@ -113,5 +114,5 @@ class TaskComplete(MethodView):
     def post(self, args: dict[str, Any], task_id: int) -> Any:
         """Submit the task's record form; the process runs on to its next wait."""
         with unit_of_work():
-            case = tasks.complete_work_item(work_item_id=task_id, actor=current_actor(), data=args["data"])
+            case = task_flow.complete_work_item(work_item_id=task_id, actor=current_actor(), data=args["data"])
         return case

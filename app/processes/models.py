@@ -10,6 +10,13 @@ from sqlalchemy.orm import Mapped, deferred, mapped_column
 
 from app.extensions import JSONData, UTCDateTime, db
 
+# The longest element ids, names, roles and form keys a version's elements may carry: the work items and
+# timers that copy them (app.tasks.models, app.timers.models) have columns this long, and deploy refuses more.
+ELEMENT_ID_LENGTH = 100
+ELEMENT_NAME_LENGTH = 200
+ROLE_LENGTH = 50
+FORM_KEY_LENGTH = 100
+TIMER_KIND_LENGTH = 20
 
 class ProcessVersion(db.Model):  # type: ignore[name-defined,misc]
     """One immutable deployed version of a BPMN process."""

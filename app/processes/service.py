@@ -16,9 +16,15 @@ from app.engine.parser import element_line, source_text
 from app.errors import InvalidDataError, NotFoundError
 from app.extensions import db
 from app.forms import FormRegistry
-from app.processes.models import ProcessVersion
-from app.tasks.models import WorkItem
-from app.timers.models import Timer
+from app.processes.models import (
+    ELEMENT_ID_LENGTH,
+    ELEMENT_NAME_LENGTH,
+    FORM_KEY_LENGTH,
+    ROLE_LENGTH,
+    TIMER_KIND_LENGTH,
+    ProcessVersion,
+)
+from app.timers.schedules import sync_schedule
 
 MAX_BPMN_BYTES = 2_000_000
 
@@ -52,17 +58,16 @@ def case_prefix(process_id: str) -> str:
 
 
 def _limit(column: Any) -> int:
-    """The length of a string column: what the catalogue's values must fit into."""
+    """The length of a string column of the version's own table."""
     length = getattr(column.type, "length", None)
     if not isinstance(length, int):
         raise TypeError(f"column {column} has no length")
     return length
 
 
-def _too_long(what: str, value: str | None, column: Any, *, source: bytes, filename: str,
+def _too_long(what: str, value: str | None, limit: int, *, source: bytes, filename: str,
               element_id: str | None, where: str = "") -> None:
-    """Refuse a value that would not fit its column, naming the element and its line."""
-    limit = _limit(column)
+    """Refuse a value longer than ``limit`` (the column that copies it), naming the element and its line."""
     if value is not None and len(value) > limit:
         raise ProcessDefinitionError(
             f"the {what} {value[:40]!r}... is {len(value)} characters long{where}; at most {limit} are allowed",
@@ -73,33 +78,31 @@ def _too_long(what: str, value: str | None, column: Any, *, source: bytes, filen
 def _check_catalogue(catalogue: Catalogue, *, source: bytes, filename: str, forms: FormRegistry) -> None:
     """Refuse what the parser accepts but a case could not store: values longer than their columns, forms
     that do not exist. Checked at deploy so that no case of the file ever fails on them."""
-    def check(what: str, value: str | None, column: Any, element_id: str | None, where: str = "") -> None:
-        _too_long(what, value, column, source=source, filename=filename, element_id=element_id, where=where)
+    def check(what: str, value: str | None, limit: int, element_id: str | None, where: str = "") -> None:
+        _too_long(what, value, limit, source=source, filename=filename, element_id=element_id, where=where)
 
-    check("process id", catalogue.process_id, ProcessVersion.__table__.c.process_id, catalogue.process_id)
-    check("process name", catalogue.name, ProcessVersion.__table__.c.name, catalogue.process_id)
-    items = WorkItem.__table__.c
+    check("process id", catalogue.process_id, _limit(ProcessVersion.__table__.c.process_id), catalogue.process_id)
+    check("process name", catalogue.name, _limit(ProcessVersion.__table__.c.name), catalogue.process_id)
     for task in catalogue.human_tasks.values():
-        check("task id", task.id, items.task_spec, task.id)
-        check("task name", task.name, items.name, task.id)
+        check("task id", task.id, ELEMENT_ID_LENGTH, task.id)
+        check("task name", task.name, ELEMENT_NAME_LENGTH, task.id)
         for role in task.roles:
-            check("role", role, items.role, task.id, " (from camunda:candidateGroups or the task's lane)")
+            check("role", role, ROLE_LENGTH, task.id, " (from camunda:candidateGroups or the task's lane)")
             if role not in ROLES:
                 raise ProcessDefinitionError(
                     f"the role {role!r} (from camunda:candidateGroups or the task's lane) is not a role of this "
                     f"system; the roles are {', '.join(sorted(ROLES))}",
                     filename=filename, element_id=task.id, line=element_line(source, task.id))
-        check("formKey", task.form_key, items.form_key, task.id)
+        check("formKey", task.form_key, FORM_KEY_LENGTH, task.id)
         if task.form_key and task.form_key not in forms:
             known = ", ".join(forms.keys()) or "none"
             raise ProcessDefinitionError(
                 f"camunda:formKey '{task.form_key}' names no record form (loaded forms: {known})",
                 filename=filename, element_id=task.id, line=element_line(source, task.id))
-    timers = Timer.__table__.c
     for timer in catalogue.timers.values():
-        check("timer id", timer.id, timers.task_spec, timer.id)
-        check("timer name", timer.name, timers.name, timer.id)
-        check("timer kind", timer.kind, timers.kind, timer.id)
+        check("timer id", timer.id, ELEMENT_ID_LENGTH, timer.id)
+        check("timer name", timer.name, ELEMENT_NAME_LENGTH, timer.id)
+        check("timer kind", timer.kind, TIMER_KIND_LENGTH, timer.id)
 
 
 def _forms() -> FormRegistry:
@@ -112,7 +115,7 @@ def _check(source: bytes, filename: str) -> _Checked:
     if len(source) > MAX_BPMN_BYTES:
         raise ProcessDefinitionError(f"the file is larger than {MAX_BPMN_BYTES} bytes", filename=filename)
     name = Path(filename).name
-    _too_long("file name", name, ProcessVersion.__table__.c.filename, source=source, filename=filename,
+    _too_long("file name", name, _limit(ProcessVersion.__table__.c.filename), source=source, filename=filename,
               element_id=None)
     definition = get_engine().parse(source, filename)
     stem = name.removesuffix(".bpmn")
@@ -141,10 +144,7 @@ def _store(checked: _Checked, *, actor: Actor, note: str) -> Deployment:
     db.session.add(version)
     db.session.flush()
     # Recurring processes: the timer start event's cycle becomes the process's calendar-aware schedule
-    # (an unreadable cycle raises ProcessDefinitionError, before anything is committed). Imported here
-    # because app.timers imports app.cases, which imports this module.
-    from app.timers.schedules import sync_schedule
-
+    # (an unreadable cycle raises ProcessDefinitionError, before anything is committed).
     try:
         sync_schedule(version)
     except ProcessDefinitionError as exc:

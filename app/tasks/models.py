@@ -10,6 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from app.cases.models import Case
 from app.choices import WORK_ITEM_STATES
 from app.extensions import UTCDateTime, db
+from app.processes.models import ELEMENT_ID_LENGTH, ELEMENT_NAME_LENGTH, FORM_KEY_LENGTH, ROLE_LENGTH
 
 __all__ = ["WORK_ITEM_STATES", "WorkItem", "WorkItemRole"]  # the choice list lives in app.choices
 
@@ -27,10 +28,10 @@ class WorkItem(db.Model):  # type: ignore[name-defined,misc]
     id: Mapped[int] = mapped_column(primary_key=True)  # surrogate key used in URLs
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)  # owning case
     task_id: Mapped[str] = mapped_column(String(36))  # engine task uuid
-    task_spec: Mapped[str] = mapped_column(String(100))  # BPMN element id
-    name: Mapped[str] = mapped_column(String(200))  # BPMN element name
-    role: Mapped[str | None] = mapped_column(String(50))  # its first candidate group (or its lane's role)
-    form_key: Mapped[str | None] = mapped_column(String(100))  # record form to fill in
+    task_spec: Mapped[str] = mapped_column(String(ELEMENT_ID_LENGTH))  # BPMN element id
+    name: Mapped[str] = mapped_column(String(ELEMENT_NAME_LENGTH))  # BPMN element name
+    role: Mapped[str | None] = mapped_column(String(ROLE_LENGTH))  # its first candidate group (or its lane's role)
+    form_key: Mapped[str | None] = mapped_column(String(FORM_KEY_LENGTH))  # record form to fill in
     assignee: Mapped[str | None] = mapped_column(String(100))  # who claimed it, if anyone
     state: Mapped[str] = mapped_column(String(20), default="ready")  # ready | completed | cancelled
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # earliest deadline guarding it
@@ -58,5 +59,5 @@ class WorkItemRole(db.Model):  # type: ignore[name-defined,misc]
     __table_args__ = (Index("ix_work_item_roles_role_work_item_id", "role", "work_item_id"),)
 
     work_item_id: Mapped[int] = mapped_column(ForeignKey("work_items.id", ondelete="CASCADE"), primary_key=True)
-    role: Mapped[str] = mapped_column(String(50), primary_key=True)
+    role: Mapped[str] = mapped_column(String(ROLE_LENGTH), primary_key=True)
     position: Mapped[int] = mapped_column()  # 1 for the second candidate group, 2 for the third…

@@ -14,21 +14,14 @@ from sqlalchemy.orm import selectinload
 from app.audit.service import record_event
 from app.auth import STAFF_ROLES, SYSTEM, Actor, require
 from app.cases.models import Case
-from app.cases.service import (
-    CaseDetail,
-    case_detail,
-    load_instance,
-    lock_case_for_work_item,
-    store_instance,
-)
+from app.cases.service import lock_case
 from app.choices import CHANNELS, PRIORITIES, ROLES, WORK_ITEM_STATES
-from app.engine import ScriptError, TaskNotReadyError, UnknownTaskError, now
+from app.engine import now
 from app.errors import (
     ConflictError,
     InvalidDataError,
     NotFoundError,
     PermissionDeniedError,
-    ProcessFailedError,
 )
 from app.extensions import db
 from app.forms import FormDefinition, FormRegistry, FormValidationError
@@ -48,10 +41,11 @@ def forms() -> FormRegistry:
 def form_of(item: WorkItem, *, actor: Actor) -> FormDefinition | None:
     """The record form of a work item, or None for a task without one (tasks.read)."""
     require(actor, "tasks.read")
-    return _form_of(item)
+    return form_definition(item)
 
 
-def _form_of(item: WorkItem) -> FormDefinition | None:
+def form_definition(item: WorkItem) -> FormDefinition | None:
+    """The record form of a work item, without a permission check: for the flows that checked already."""
     return forms().get(item.form_key) if item.form_key else None
 
 
@@ -186,27 +180,25 @@ def get_work_item(work_item_id: int, *, actor: Actor) -> WorkItem:
     return item
 
 
-class WorkItemDetail:
-    """A work item with its record form definition and the process data the task sees."""
+def lock_case_for_work_item(work_item_id: int) -> tuple[Case, WorkItem]:
+    """Lock the case of a work item, and only then read the work item, fresh.
 
-    def __init__(self, item: WorkItem, form: dict[str, Any] | None, data: dict[str, Any]) -> None:
-        self.item = item
-        self.form = form
-        self.data = data
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.item, name)
-
-
-def task_detail(item: WorkItem, *, actor: Actor) -> WorkItemDetail:
-    """The work item with its form and, while it is ready, the data it sees (tasks.read)."""
-    require(actor, "tasks.read")
-    form = _form_of(item)
-    data = load_instance(item.case).task_data(item.task_id) if item.state == "ready" else {}
-    return WorkItemDetail(item, form.to_json() if form else None, data)
+    The work item must be read after the lock is granted: on PostgreSQL a statement that waited for a
+    row lock still sees the other rows as they were when it started, so a claim that waited behind
+    another claim (or a completion) would see the task unclaimed (or still ready)."""
+    case_id = (db.session.scalar(select(WorkItem.case_id).where(WorkItem.id == work_item_id))
+               if 1 <= work_item_id <= MAX_ID else None)  # a work item never moves to another case
+    if case_id is None:
+        raise NotFoundError(f"task {work_item_id} does not exist")
+    case = lock_case(case_id)
+    item = db.session.scalar(select(WorkItem).where(WorkItem.id == work_item_id)
+                             .execution_options(populate_existing=True))
+    if item is None:  # pragma: no cover - work items are never deleted
+        raise NotFoundError(f"task {work_item_id} does not exist")
+    return case, item
 
 
-def _check_role(item: WorkItem, actor: Actor) -> None:
+def check_can_work(item: WorkItem, actor: Actor) -> None:
     """Staff work the tasks of their own roles; supervisors may step in on any staff task."""
     if not actor.can_work_on(item.roles):
         needed = sorted({*item.roles, "supervisor"} if item.roles else {"supervisor"})
@@ -225,7 +217,7 @@ def _roles_words(roles: tuple[str, ...]) -> str:
     return f"the roles {', '.join(roles[:-1])} or {roles[-1]}"
 
 
-def _check_ready(item: WorkItem) -> None:
+def check_ready(item: WorkItem) -> None:
     if item.state != "ready":
         raise ConflictError(f"task {item.id} is {item.state}, no longer ready")
 
@@ -235,8 +227,8 @@ def claim_work_item(*, work_item_id: int, actor: Actor) -> WorkItem:
     own claimed task again is harmless)."""
     require(actor, "tasks.work")
     case, item = lock_case_for_work_item(work_item_id)
-    _check_ready(item)
-    _check_role(item, actor)
+    check_ready(item)
+    check_can_work(item, actor)
     if item.assignee and item.assignee != actor.username and not actor.has_role("supervisor"):
         raise ConflictError(f"task {item.id} is already claimed by {item.assignee}")
     if item.assignee != actor.username:
@@ -253,7 +245,7 @@ def release_work_item(*, work_item_id: int, actor: Actor) -> WorkItem:
     """Put a claimed task back in its role's queue (by its assignee, or a supervisor)."""
     require(actor, "tasks.work")
     case, item = lock_case_for_work_item(work_item_id)
-    _check_ready(item)
+    check_ready(item)
     if item.assignee is None:
         raise ConflictError(f"task {item.id} is not claimed by anyone, so there is nothing to release")
     if item.assignee != actor.username and not actor.has_role("supervisor"):
@@ -294,7 +286,7 @@ def assign_work_item(*, work_item_id: int, assignee: str, actor: Actor) -> WorkI
     current assignee changes nothing)."""
     require(actor, "tasks.assign")
     case, item = lock_case_for_work_item(work_item_id)
-    _check_ready(item)
+    check_ready(item)
     name = _assignable(item, assignee)
     if item.assignee != name:
         previous = item.assignee
@@ -311,7 +303,7 @@ def validate_task_data(item: WorkItem, data: Any) -> dict[str, Any]:
     """Validate submitted data against the task's record form and return the cleaned payload."""
     if not isinstance(data, dict):
         raise InvalidDataError("data must be a JSON object", errors={"data": ["must be an object"]})
-    form = _form_of(item)
+    form = form_definition(item)
     if form is None:
         if data:
             raise InvalidDataError("this task takes no data", errors={"data": ["must be empty"]})
@@ -322,33 +314,7 @@ def validate_task_data(item: WorkItem, data: Any) -> dict[str, Any]:
         raise InvalidDataError("the record form has errors", errors=exc.errors) from None
 
 
-def complete_work_item(*, work_item_id: int, actor: Actor, data: Any) -> CaseDetail:
-    """Lock the case, check the task, validate the form, then complete → run → store (tasks.work, on a
-    task of one of the actor's roles)."""
-    require(actor, "tasks.work")
-    case, item = lock_case_for_work_item(work_item_id)
-    _check_ready(item)  # a finished task answers 409 whatever the data
-    _check_role(item, actor)
-    if item.assignee and item.assignee != actor.username and not actor.has_role("supervisor"):
-        raise ConflictError(f"task {item.id} is claimed by {item.assignee}")
-    cleaned = validate_task_data(item, data)
-    instance = load_instance(case)
-    try:
-        instance.complete(item.task_id, cleaned)
-    except (TaskNotReadyError, UnknownTaskError) as exc:
-        raise ConflictError(str(exc)) from None
-    except ScriptError as exc:
-        raise ProcessFailedError(f"the process could not continue: {exc}") from exc
-    item.state, item.completed_at, item.completed_by = "completed", now(), actor.username
-    item.assignee = item.assignee or actor.username
-    completion = ("task_completed", {"work_item_id": item.id, "task_id": item.task_id, "task_spec": item.task_spec,
-                                     "name": item.name, "form_key": item.form_key, "data": cleaned,
-                                     **_completion_deadline(item)})
-    stored = store_instance(case, instance, actor=actor, completed=item, leading_events=[completion])
-    return case_detail(case, actor=actor, stored=stored)
-
-
-def _completion_deadline(item: WorkItem) -> dict[str, Any]:
+def completion_deadline(item: WorkItem) -> dict[str, Any]:
     """The ``deadline`` entry of a task_completed event: present only when the task had a deadline."""
     kept = deadline_kept(item, actor=SYSTEM)  # the caller checked the actor's right to complete it
     return {"deadline": kept} if kept is not None else {}

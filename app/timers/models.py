@@ -9,6 +9,7 @@ from sqlalchemy import BigInteger, Float, ForeignKey, Index, String, Text, Uniqu
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import UTCDateTime, db
+from app.processes.models import ELEMENT_ID_LENGTH, ELEMENT_NAME_LENGTH, TIMER_KIND_LENGTH
 
 if TYPE_CHECKING:
     from app.cases.models import Case
@@ -28,9 +29,9 @@ class Timer(db.Model):  # type: ignore[name-defined,misc]
     id: Mapped[int] = mapped_column(primary_key=True)  # surrogate key
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)  # owning case
     task_id: Mapped[str] = mapped_column(String(36))  # engine task uuid of the timer event
-    task_spec: Mapped[str] = mapped_column(String(100))  # BPMN element id of the timer event
-    name: Mapped[str] = mapped_column(String(200))  # BPMN element name, shown as the deadline's name
-    kind: Mapped[str] = mapped_column(String(20))  # date | duration | cycle
+    task_spec: Mapped[str] = mapped_column(String(ELEMENT_ID_LENGTH))  # BPMN element id of the timer event
+    name: Mapped[str] = mapped_column(String(ELEMENT_NAME_LENGTH))  # BPMN element name, shown as the deadline's name
+    kind: Mapped[str] = mapped_column(String(TIMER_KIND_LENGTH))  # date | duration | cycle
     interrupting: Mapped[bool] = mapped_column(default=True)  # cancels its activity when it fires
     attached_task_id: Mapped[str | None] = mapped_column(String(36))  # activity a boundary timer guards
     due_at: Mapped[datetime] = mapped_column(UTCDateTime)  # when it is due (fixed by the engine)

@@ -50,11 +50,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rq import Queue
-from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import func, select
 
-from app.auth import SYSTEM
-from app.cases.service import open_case
 from app.engine import ProcessDefinitionError, now
 from app.engine.restricted import RestrictedEnvironment
 from app.extensions import db
@@ -143,7 +140,7 @@ def _add_months(moment: datetime, months: int) -> datetime:
     return moment.replace(year=year, month=month0 + 1, day=min(moment.day, _days_in_month(year, month0 + 1)))
 
 
-def _at(cycle: Cycle, n: int) -> datetime:
+def at_index(cycle: Cycle, n: int) -> datetime:
     # Always from the anchor: 31 Jan + 2 months is 31 Mar, not (31 Jan + 1 month) + 1 month = 28 Mar.
     return (_add_months(cycle.anchor, cycle.months * n) + cycle.span * n).astimezone(UTC)
 
@@ -153,14 +150,14 @@ def occurrence(cycle: Cycle, n: int) -> datetime:
     if n < 0 or (cycle.repetitions is not None and n >= cycle.repetitions):
         limit = "forever" if cycle.repetitions is None else f"0..{cycle.repetitions - 1}"
         raise ValueError(f"cycle {cycle.text!r} has no occurrence {n} (occurrences: {limit})")
-    return _at(cycle, n)
+    return at_index(cycle, n)
 
 
 def first_index(cycle: Cycle, moment: datetime, *, strictly_after: bool = False) -> int | None:
     """The first n whose occurrence is at or after ``moment`` (strictly after, if asked); None if none is left."""
 
     def reached(n: int) -> bool:
-        at = _at(cycle, n)
+        at = at_index(cycle, n)
         return at > moment if strictly_after else at >= moment
 
     approximate = _AVERAGE_MONTH * cycle.months + cycle.span
@@ -257,7 +254,7 @@ def sync_schedule(version: ProcessVersion) -> Schedule | None:
     else:
         floor = min(schedule.next_due_at or current, current)  # keep the place, including owed occurrences
     n = first_index(cycle, floor)
-    if n is not None and last_started is not None and _at(cycle, n) <= last_started:
+    if n is not None and last_started is not None and at_index(cycle, n) <= last_started:
         n = first_index(cycle, last_started, strictly_after=True)
     if schedule is None:
         schedule = Schedule(process_id=version.process_id)
@@ -268,98 +265,11 @@ def sync_schedule(version: ProcessVersion) -> Schedule | None:
     schedule.anchor_at = cycle.anchor.astimezone(UTC)
     schedule.period = cycle.period
     schedule.repetitions = cycle.repetitions
-    schedule.next_due_at = _at(cycle, n) if n is not None else None
+    schedule.next_due_at = at_index(cycle, n) if n is not None else None
     schedule.active = n is not None
     schedule.updated_at = current
     db.session.flush()
     return schedule
-
-
-# -- starting occurrences ---------------------------------------------------------------------------
-def start_due_occurrences(*, limit: int = 50) -> int:
-    """Start one case per due occurrence of every active schedule, each occurrence once ever (flushes only)."""
-    current = now()
-    due = db.session.scalars(select(Schedule.id).where(Schedule.active.is_(True), Schedule.next_due_at <= current)
-                             .order_by(Schedule.next_due_at, Schedule.id)).all()
-    started = 0
-    for schedule_id in due:
-        if started >= limit:
-            break
-        started += _catch_up(schedule_id, current=current, budget=min(MAX_CATCH_UP, limit - started))
-    return started
-
-
-def _lock(schedule_id: int) -> Schedule | None:
-    """The schedule, locked for this transaction; None when another worker holds it (PostgreSQL)."""
-    query = select(Schedule).where(Schedule.id == schedule_id)
-    # FOR NO KEY UPDATE: an occurrence row being inserted elsewhere holds KEY SHARE on its schedule
-    # (foreign key), which must not make this schedule look busy.
-    if db.session.scalar(query.with_for_update(skip_locked=True, key_share=True)) is None:
-        return None
-    # SQLite has no row locks: this no-op write takes its one writer lock, so sweeps take turns here;
-    # reading again afterwards sees what the previous one left.
-    db.session.execute(update(Schedule).where(Schedule.id == schedule_id).values(active=Schedule.active)
-                       .execution_options(synchronize_session=False))
-    return db.session.scalar(query.execution_options(populate_existing=True))
-
-
-def _catch_up(schedule_id: int, *, current: datetime, budget: int) -> int:
-    """Start up to ``budget`` due occurrences of one schedule, oldest first; return how many were started."""
-    schedule = _lock(schedule_id)
-    if schedule is None or not schedule.active or schedule.next_due_at is None or schedule.next_due_at > current:
-        return 0
-    cycle = parse_cycle(schedule.expression)
-    version = db.session.get(ProcessVersion, schedule.process_version_id)
-    name = version.name if version is not None else schedule.process_id
-    n = first_index(cycle, schedule.next_due_at)
-    started = 0
-    while n is not None and started < budget:
-        at = _at(cycle, n)
-        if at > current:
-            break
-        outcome = _start_occurrence(schedule, cycle, n, at, name=name, current=current)
-        if outcome == "failed":
-            break  # stay on this occurrence: the next sweep tries it again
-        if outcome == "started":
-            started += 1
-        n = n + 1 if cycle.repetitions is None or n + 1 < cycle.repetitions else None
-    schedule.next_due_at = _at(cycle, n) if n is not None else None
-    schedule.active = n is not None
-    schedule.updated_at = current
-    db.session.flush()
-    return started
-
-
-def _start_occurrence(schedule: Schedule, cycle: Cycle, n: int, at: datetime, *, name: str,
-                      current: datetime) -> str:
-    """Claim occurrence n and open its case in one savepoint: "started", "skipped" (claimed before) or "failed"."""
-    savepoint = db.session.begin_nested()
-    row = ScheduleOccurrence(schedule_id=schedule.id, sequence=n, occurrence_at=at, started_at=current)
-    try:
-        db.session.add(row)
-        db.session.flush()
-    except IntegrityError:
-        savepoint.rollback()  # another worker started this occurrence: never twice
-        return "skipped"
-    label = occurrence_label(cycle, at)
-    local = at.astimezone(cycle.anchor.tzinfo)
-    description = f"Started by the schedule {cycle.text} for {label} (due {local.isoformat()})."
-    if current - at > timedelta(minutes=5):
-        description += f" Started late, at {current.isoformat()}, after downtime."
-    try:
-        case = open_case(actor=SYSTEM, process_id=schedule.process_id, reported_at=at, channel="schedule",
-                         title=f"{name} — {label}", description=description,
-                         data={"occurrence_at": at.isoformat(), "occurrence_label": label})
-        row.case_id = case.id
-        db.session.flush()
-    except Exception:  # one failing process must not stop the other schedules
-        savepoint.rollback()
-        log.exception("schedule %s (%s): occurrence %s due %s could not be started; retried next sweep",
-                      schedule.id, schedule.process_id, n, at.isoformat())
-        return "failed"
-    savepoint.commit()
-    log.info("schedule %s (%s): started %s as case %s", schedule.id, schedule.process_id, label, case.number)
-    return "started"
 
 
 # -- RQ ---------------------------------------------------------------------------------------------

@@ -13,19 +13,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from flask import Flask, current_app
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from app.audit.models import CaseEvent
 from app.auth import Actor, require
-from app.cases.models import Case
-from app.engine import OffsetClock, get_clock, now
-from app.errors import ConflictError, InvalidDataError, PermissionDeniedError
+from app.engine import OffsetClock, get_clock
+from app.errors import PermissionDeniedError
 from app.extensions import db
-from app.tasks.models import WorkItem
-from app.timers.models import ScheduleOccurrence, SimulatedClock, Timer
-from app.timers.service import fire_or_fail
-from app.uow import unit_of_work
+from app.timers.models import SimulatedClock
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +53,7 @@ def offset_reader(app: Flask) -> Callable[[], float]:
     return read
 
 
-def _check(actor: Actor) -> OffsetClock:
+def movable_clock(actor: Actor) -> OffsetClock:
     """The simulated clock, if ``actor`` may move it (timers.manage) and the configuration has one."""
     require(actor, "timers.manage")
     if current_app.config["CLOCK"] != "simulated":
@@ -75,7 +70,7 @@ def clock_offset() -> timedelta:
     return clock.offset(fresh=True) if isinstance(clock, OffsetClock) else timedelta(0)
 
 
-def _store_offset(*, actor: Actor, add: float | None = None, set_to: float | None = None) -> float:
+def store_offset(*, actor: Actor, add: float | None = None, set_to: float | None = None) -> float:
     """Change the offset in a transaction of its own, at once visible to every process (like the clock
     itself it is not part of the caller's unit of work); an addition is atomic. Returns the new offset."""
     stamp = {"updated_at": datetime.now(UTC), "updated_by": actor.username}
@@ -92,57 +87,3 @@ def _store_offset(*, actor: Actor, add: float | None = None, set_to: float | Non
             if attempt == 2:
                 raise
     raise AssertionError("unreachable")
-
-
-def latest_recorded_moment() -> datetime | None:
-    """The latest moment the history records (events, cases opened, timers ended, tasks completed...)."""
-    moments = [db.session.scalar(select(func.max(column))) for column in (
-        CaseEvent.occurred_at, Case.opened_at, Timer.ended_at, WorkItem.completed_at,
-        ScheduleOccurrence.started_at)]
-    found = [m for m in moments if m is not None]
-    return max(found) if found else None
-
-
-def advance_clock(*, by: timedelta, actor: Actor, fire: bool = True) -> tuple[datetime, list[int]]:
-    """Move the simulated clock forward and fire every timer now due; returns (new now, fired timer ids)."""
-    clock = _check(actor)
-    if by <= timedelta(0):
-        raise InvalidDataError("the clock only moves forward", errors={"by": ["must be positive"]})
-    if by > timedelta(days=3660):
-        raise InvalidDataError("that is more than ten years", errors={"by": ["must be at most 3660 days"]})
-    _store_offset(actor=actor, add=by.total_seconds())
-    clock.offset(fresh=True)
-    return now(), (fire_due_timers() if fire else [])
-
-
-def reset_clock(*, actor: Actor) -> datetime:
-    """Put the simulated clock back on the wall clock, unless history is recorded later than that: the
-    history would then be dated ahead of the clock, and new events would sort before older ones."""
-    clock = _check(actor)
-    wall = datetime.now(UTC)
-    latest = latest_recorded_moment()
-    if latest is not None and latest > wall:
-        raise ConflictError(
-            f"the clock cannot go back to the wall clock ({wall.isoformat(timespec='seconds')}): recorded "
-            f"history reaches {latest.isoformat(timespec='seconds')}, {latest - wall} later; it stays at "
-            f"{now().isoformat(timespec='seconds')}")
-    _store_offset(actor=actor, set_to=0.0)
-    clock.offset(fresh=True)
-    return now()
-
-
-def fire_due_timers(*, limit: int = 10_000) -> list[int]:
-    """Fire every waiting timer that is due, here and now, one case transaction each; a timer whose
-    firing fails is marked failed with the reason and the others go on."""
-    with unit_of_work():  # read, and end the read, before each firing opens a unit of work of its own
-        due = db.session.scalars(select(Timer.id).where(Timer.state == "waiting", Timer.due_at < now())
-                                 .order_by(Timer.due_at).limit(limit)).all()
-    for timer_id in due:
-        try:
-            fire_or_fail(timer_id=timer_id, final=True)  # fires every due timer of that case
-        except Exception as exc:  # the database itself is away: the worker's sweep fires it later
-            log.warning("timer %s could not fire while the clock moved: %s", timer_id, exc)
-    if not due:
-        return []
-    return list(db.session.scalars(select(Timer.id).where(Timer.id.in_(due), Timer.state == "fired")
-                                   .order_by(Timer.id)))

@@ -12,6 +12,7 @@ from werkzeug.wrappers import Response
 from app.auth import ROLE_NAMES, ROLES
 from app.engine import parse_duration
 from app.errors import ServiceError
+from app.flows import clock as clock_flow
 from app.timers import service as timers
 from app.timers import simulation
 from app.uow import unit_of_work
@@ -50,7 +51,7 @@ def advance_clock() -> Response:
         flash(str(exc) if isinstance(exc, ValueError) else f"{text!r} is far too long a duration", "error")
         return redirect(url_for("admin.timers_page"))
     # The clock moves in a transaction of its own and each due timer fires in its own (not one unit of work).
-    moved_to, fired = simulation.advance_clock(by=delta, actor=current_actor())
+    moved_to, fired = clock_flow.advance_clock(by=delta, actor=current_actor())
     flash(f"The clock moved to {moved_to:%Y-%m-%d %H:%M} UTC; {len(fired)} timer(s) fired.", "success")
     return redirect(url_for("admin.timers_page"))
 

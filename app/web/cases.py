@@ -15,9 +15,10 @@ from app.attachments import service as attachments
 from app.audit.models import CaseEvent
 from app.audit.service import list_events
 from app.cases import service as cases
-from app.cases.diagram import STATE_WORDS
 from app.cases.models import CASE_STATUSES
 from app.engine import now
+from app.flows import steps
+from app.flows.diagram import STATE_WORDS
 from app.forms import render_form_readonly
 from app.processes.service import list_processes
 from app.tasks.service import forms
@@ -227,7 +228,7 @@ def summary_rows(summary: dict[str, Any] | None) -> list[tuple[str, str]]:
 def detail(case_id: int) -> str:
     """A case: its details, open tasks, deadlines and complete history."""
     actor = current_actor()
-    case = cases.case_detail(cases.get_case(case_id, actor=actor), actor=actor)
+    case = steps.case_detail(cases.get_case(case_id, actor=actor), actor=actor)
     equipment = case.equipment
     warranty_open = bool(equipment and equipment.warranty_ends_on
                          and equipment.warranty_ends_on >= now().astimezone(UTC).date())

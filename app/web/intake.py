@@ -22,6 +22,7 @@ from app.cases import service as cases
 from app.cases.models import INTAKE_CHANNELS, PRIORITIES, Case
 from app.engine import now
 from app.errors import InvalidDataError, NotFoundError, ProcessFailedError
+from app.flows import steps
 from app.inputs import Id
 from app.processes.service import startable_processes
 from app.registry import service as registry
@@ -187,7 +188,7 @@ def new() -> ResponseReturnValue:
         return _intake_form(values, warning, 422)
     try:
         with unit_of_work():
-            case = cases.open_case(actor=current_actor(), process_id=args["process"],
+            case = steps.open_case(actor=current_actor(), process_id=args["process"],
                                    reported_at=args["reported_at"], channel=args["channel"],
                                    description=args["description"], title=args["title"],
                                    priority=args["priority"], customer_id=args["customer_id"],

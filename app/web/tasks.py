@@ -10,6 +10,7 @@ from markupsafe import Markup
 
 from app.audit.service import completed_task_data
 from app.errors import ConflictError, InvalidDataError, ProcessFailedError
+from app.flows import tasks as task_flow
 from app.forms import FormDefinition, render_form_fields, render_form_readonly
 from app.tasks import service as tasks
 from app.tasks.models import WorkItem
@@ -72,7 +73,7 @@ def complete(task_id: int) -> ResponseReturnValue:
     name, case_id = item.name, item.case_id
     try:
         with unit_of_work():
-            tasks.complete_work_item(work_item_id=item.id, actor=actor, data=data)
+            task_flow.complete_work_item(work_item_id=item.id, actor=actor, data=data)
     except (InvalidDataError, ProcessFailedError) as exc:
         # Entered values are kept: a form error is fixed at its field, a process failure can be retried.
         errors = exc.errors or {"_schema": [exc.message]}

@@ -18,9 +18,9 @@ from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
 from app.auth import SYSTEM
-from app.cases.service import open_case
 from app.engine import now
 from app.extensions import db
+from app.flows.steps import open_case
 from app.processes.service import deploy_path
 from app.tasks.models import WorkItem
 from tests.browser.people import PASSWORD, People, sign_in
@@ -29,7 +29,7 @@ from tests.support import user_token
 ROOT = Path(__file__).resolve().parents[2]
 
 SIGNIN_PENDING = find_spec("app.web.signin") is None
-CASE_PAGE_PENDING = find_spec("app.cases.diagram") is None
+CASE_PAGE_PENDING = find_spec("app.flows.diagram") is None
 INTAKE_PENDING = find_spec("app.web.intake") is None
 WORKLIST_PENDING = not (ROOT / "app/web/static/js/clock.js").exists()
 AUTHZ_PENDING = not (ROOT / "tests/test_authorization_matrix.py").exists()

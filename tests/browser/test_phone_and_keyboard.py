@@ -12,9 +12,9 @@ from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
 from app.auth import SYSTEM
-from app.cases.service import open_case
 from app.engine import now
 from app.extensions import db
+from app.flows.steps import open_case
 from app.processes.service import deploy_path
 from app.tasks.models import WorkItem
 from tests.browser.people import People

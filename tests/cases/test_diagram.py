@@ -11,9 +11,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app.auth import Actor
-from app.cases.diagram import case_diagram
 from app.engine import Engine, Instance, ManualClock, ProcessDefinition, set_clock
 from app.errors import NotFoundError
+from app.flows.diagram import case_diagram
 from tests.conftest import ROOT
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)

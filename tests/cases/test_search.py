@@ -15,9 +15,10 @@ from flask_migrate import downgrade, upgrade
 from sqlalchemy import event, inspect, select, text
 
 from app.auth import SYSTEM, Actor
-from app.cases.service import list_cases, open_case
+from app.cases.service import list_cases
 from app.engine import ManualClock, now
 from app.extensions import db
+from app.flows.steps import open_case
 from app.processes.models import ProcessVersion
 from app.registry.models import Equipment
 from app.registry.service import seed_demo_data

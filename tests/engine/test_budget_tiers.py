@@ -27,9 +27,9 @@ from sqlalchemy import func, select
 from app.audit.models import CaseEvent
 from app.auth import SYSTEM
 from app.cases.models import Case
-from app.cases.service import open_case
 from app.engine import now
 from app.extensions import db
+from app.flows.steps import open_case
 from app.processes.service import deploy_path
 from app.tasks.models import WorkItem
 from app.timers.models import Timer

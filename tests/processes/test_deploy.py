@@ -22,11 +22,12 @@ from sqlalchemy import func, select
 from app.audit.models import CaseEvent
 from app.auth import SYSTEM
 from app.cases.models import Case
-from app.cases.service import open_case
 from app.extensions import db, redis_connection, timer_queue
+from app.flows.steps import open_case
+from app.flows.tasks import complete_work_item
 from app.processes.models import ProcessVersion
 from app.tasks.models import WorkItem
-from app.tasks.service import complete_work_item, list_work_items
+from app.tasks.service import list_work_items
 from app.timers.models import Timer
 from app.timers.scheduling import enqueue_fire_job
 from tests.support import staff_actor

@@ -19,6 +19,7 @@ from app.cases import service as cases
 from app.engine import ManualClock
 from app.errors import ConflictError, InvalidDataError, NotFoundError, PermissionDeniedError
 from app.extensions import db
+from app.flows import steps
 from app.registry.models import Customer, Equipment
 from app.stock import service as stock
 from app.stock.models import ImmutableMovementError, Reservation, StockLevel, StockMovement
@@ -46,7 +47,7 @@ def stocked(deployed: Flask, clock: ManualClock) -> dict[str, Any]:
     equipment = Equipment(customer=customer, model="UPS-60K", serial_number="EA-STOCK-1", region=REGION)
     db.session.add_all([customer, equipment])
     db.session.flush()
-    detail = cases.open_case(actor=Actor("desk", frozenset({"agent"})), process_id="one_task",
+    detail = steps.open_case(actor=Actor("desk", frozenset({"agent"})), process_id="one_task",
                              reported_at=clock.now() - timedelta(hours=1), channel="phone",
                              description="UPS alarm", equipment_id=equipment.id)
     db.session.commit()

@@ -16,9 +16,9 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from app.auth import Actor
-from app.cases import service as cases
 from app.engine import ManualClock
 from app.extensions import db
+from app.flows import steps
 from app.registry.models import Customer, Equipment
 from app.stock import service as stock
 from app.stock.models import Part, Reservation, StockLevel, StockMovement
@@ -53,7 +53,7 @@ def _open_cases(clock: ManualClock, count: int) -> list[int]:
                               region="East")
         db.session.add(equipment)
         db.session.flush()
-        ids.append(cases.open_case(actor=Actor("desk", frozenset({"agent"})), process_id="one_task",
+        ids.append(steps.open_case(actor=Actor("desk", frozenset({"agent"})), process_id="one_task",
                                    reported_at=clock.now() - timedelta(hours=1), channel="phone",
                                    description="UPS alarm", equipment_id=equipment.id).id)
     db.session.commit()

@@ -10,9 +10,9 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from app.auth import SYSTEM
-from app.cases.service import open_case
 from app.engine import now
 from app.extensions import db
+from app.flows.steps import open_case
 from app.tasks.models import WorkItem
 from app.timers.models import Timer
 from app.timers.service import mark_failed

@@ -12,9 +12,9 @@ from sqlalchemy import select
 
 from app import create_app
 from app.auth import SYSTEM
-from app.cases.service import open_case
 from app.engine import OffsetClock, get_clock, now, set_clock
 from app.extensions import db, redis_connection
+from app.flows.steps import open_case
 from app.timers.models import SimulatedClock
 from app.timers.simulation import clock_offset, offset_reader
 

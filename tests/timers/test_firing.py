@@ -18,14 +18,14 @@ from sqlalchemy import func, select
 
 from app.audit.models import CaseEvent
 from app.auth import SYSTEM
-from app.cases.service import open_case
 from app.engine import now
 from app.extensions import db, redis_connection, timer_queue
+from app.flows.steps import open_case
+from app.flows.tasks import complete_work_item
 from app.processes.service import deploy_path
 from app.registry.models import Equipment
 from app.registry.service import seed_demo_data
 from app.tasks.models import WorkItem
-from app.tasks.service import complete_work_item
 from app.timers.scheduling import DUE_KEY, dispatch_due_timers, job_id_for, wall_epoch
 from tests.support import WorkerProcesses, open_due_in, staff_actor, timer_of, wait_until, worker_env
 
@@ -104,7 +104,7 @@ def test_a_due_timer_is_dispatched_and_fires_with_a_deterministic_job_id(timer_p
 
 
 def test_firing_twice_has_no_effect(timer_processes: Flask) -> None:
-    from app.timers.service import fire_timer
+    from app.flows.timers import fire_timer
 
     case2 = open_due_in(0.5)
     time.sleep(0.7)

@@ -16,9 +16,9 @@ from sqlalchemy import func, select
 
 from app.audit.models import CaseEvent
 from app.auth import SYSTEM
-from app.cases.service import open_case
 from app.engine import now
 from app.extensions import db, redis_connection, timer_queue
+from app.flows.steps import open_case
 from app.processes.service import deploy_path
 from app.timers.models import Timer
 from app.timers.scheduling import DUE_KEY, dispatch_due_timers, job_id_for
@@ -200,7 +200,7 @@ def test_a_transient_failure_is_retried_and_the_last_attempt_marks_the_timer_fai
     from sqlalchemy import create_engine, text
     from sqlalchemy.exc import OperationalError
 
-    from app.timers.service import fire_or_fail
+    from app.flows.timers import fire_or_fail
 
     case = open_due_in(0.2)
     time.sleep(0.4)

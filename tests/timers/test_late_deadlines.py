@@ -15,14 +15,14 @@ from sqlalchemy import select
 from app.audit.models import CaseEvent
 from app.auth import SYSTEM, TIMER
 from app.cases.models import Case
-from app.cases.service import open_case
 from app.engine import now
 from app.extensions import db, redis_connection, timer_queue
+from app.flows.steps import open_case
+from app.flows.tasks import complete_work_item
 from app.processes.service import deploy_path
 from app.registry.models import Equipment
 from app.registry.service import seed_demo_data
 from app.tasks.models import WorkItem
-from app.tasks.service import complete_work_item
 from app.timers.models import Timer
 from app.timers.scheduling import dispatch_due_timers
 from tests.support import staff_actor

@@ -25,20 +25,14 @@ from app.cases.models import Case
 from app.engine import ManualClock, ProcessDefinitionError, now
 from app.errors import ProcessFailedError
 from app.extensions import db
+from app.flows import schedules as schedule_flow
+from app.flows.schedules import start_due_occurrences
 from app.processes.models import ProcessVersion
 from app.processes.service import deploy_path, deploy_sources
 from app.tasks.models import WorkItem
 from app.timers import schedules
 from app.timers.models import Schedule, ScheduleOccurrence
-from app.timers.schedules import (
-    MAX_CATCH_UP,
-    arm_schedules,
-    first_index,
-    occurrence,
-    occurrence_label,
-    parse_cycle,
-    start_due_occurrences,
-)
+from app.timers.schedules import MAX_CATCH_UP, arm_schedules, first_index, occurrence, occurrence_label, parse_cycle
 from app.timers.scheduling import wall_time_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -522,20 +516,20 @@ def test_concurrent_sweeps_start_every_occurrence_exactly_once(app: Flask, sched
 
 def test_a_failing_start_is_retried_and_does_not_block_other_schedules(
         scheduled: Flask, clock: ManualClock, monkeypatch: pytest.MonkeyPatch) -> None:
-    real_open_case = schedules.open_case
+    real_open_case = schedule_flow.open_case
 
     def open_case(**kwargs: Any) -> Case:
         if kwargs["process_id"] == "monthly_inspection":
             raise ProcessFailedError("the process could not start: boom")
         return real_open_case(**kwargs)
 
-    monkeypatch.setattr(schedules, "open_case", open_case)
+    monkeypatch.setattr(schedule_flow, "open_case", open_case)
     clock.set(APRIL + timedelta(minutes=1))
     assert start_due_occurrences() == 1
     db.session.commit()
     assert occurrences_of("monthly_inspection") == []  # the claim was rolled back with the case
     assert schedule_of("monthly_inspection").next_due_at == APRIL
-    monkeypatch.setattr(schedules, "open_case", real_open_case)
+    monkeypatch.setattr(schedule_flow, "open_case", real_open_case)
     assert start_due_occurrences() == 1
     db.session.commit()
     assert [c.reported_at for c in cases_of("monthly_inspection")] == [APRIL]

@@ -21,9 +21,9 @@ from sqlalchemy import func, select
 
 from app.audit.models import CaseEvent
 from app.auth import SYSTEM
-from app.cases.service import open_case
 from app.engine import now
 from app.extensions import db
+from app.flows.steps import open_case
 from app.processes.service import deploy_path
 from app.timers.models import Timer
 from app.timers.service import ALIVE_KEY

@@ -16,9 +16,9 @@ from werkzeug.test import TestResponse
 
 from app.engine import ManualClock
 from app.extensions import db
+from app.flows.clock import fire_due_timers
 from app.registry.models import Equipment
 from app.registry.service import seed_demo_data
-from app.timers.simulation import fire_due_timers
 from app.web.filters import deadline_outcome
 
 Client = Callable[..., FlaskClient]

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.auth import Actor, require
-from app.cases.service import get_case, load_instance
+from app.cases.service import get_case
+from app.flows.steps import load_instance
 
 ELEMENT_STATES = ("done", "active", "waiting")  # what Instance.element_states() can say of an element
 STATE_WORDS = {
