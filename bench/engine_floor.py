@@ -70,6 +70,8 @@ class PlainRunner:
     def __init__(self, path: Path, process_id: str) -> None:
         parser = SpiffBpmnParser()
         parser.add_bpmn_xml(etree.parse(str(path)), filename=path.name)
+        for table in sorted(path.parent.glob("*.dmn")):  # the decision tables its business rule tasks call
+            parser.add_dmn_xml(etree.parse(str(table)).getroot(), filename=table.name)
         self.spec = parser.get_spec(process_id)
         self.subprocess_specs = parser.get_subprocess_specs(process_id)
         self.serializer = BpmnWorkflowSerializer(registry=BpmnWorkflowSerializer.configure(SPIFF_CONFIG))
@@ -114,8 +116,9 @@ class SeamRunner:
         self.engine = engine
         self.reads = reads
         source = path.read_bytes()
+        tables = [engine.parse_decision(t.read_bytes(), t.name) for t in sorted(path.parent.glob("*.dmn"))]
         self.definition = engine.load_definition(
-            ("bench", process_id), lambda: engine.dump_definition(engine.parse(source, path.name)))
+            ("bench", process_id), lambda: engine.dump_definition(engine.parse(source, path.name, tables)))
 
     def _store(self, instance: Instance) -> str:
         state = instance.dump()

@@ -16,7 +16,7 @@ from flask import has_app_context
 from sqlalchemy import select
 
 from app.auth import STAFF_ROLES, SYSTEM, Actor
-from app.engine import now
+from app.engine import DecisionTable, get_engine, now
 from app.extensions import db
 from app.flows.steps import open_case
 from app.timers.models import Timer
@@ -108,3 +108,9 @@ def user_token(username: str, *roles: str) -> str:
     _, token = users.create_token(username=username, actor=SYSTEM)
     db.session.commit()
     return token
+
+
+def workflow_decisions(directory: Path | None = None) -> list[DecisionTable]:
+    """The decision tables (``*.dmn``) of ``workflows/`` (or ``directory``), parsed and checked."""
+    folder = directory or ROOT / "workflows"
+    return [get_engine().parse_decision(path.read_bytes(), path.name) for path in sorted(folder.glob("*.dmn"))]

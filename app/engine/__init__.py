@@ -16,6 +16,7 @@ from .clock import (
     parse_duration,
     set_clock,
 )
+from .decisions import DecisionTable
 from .errors import (
     EngineError,
     ProcessDefinitionError,
@@ -28,8 +29,8 @@ from .runtime import Engine, HumanTask, Instance, ProcessDefinition, WaitingTime
 
 __all__ = [
     "Budget", "ScriptBudgetError", "configure_script_budget",
-    "Catalogue", "Clock", "Engine", "EngineError", "HumanTask", "HumanTaskInfo", "Instance", "ManualClock",
-    "OffsetClock",
+    "Catalogue", "Clock", "DecisionTable", "Engine", "EngineError", "HumanTask", "HumanTaskInfo", "Instance",
+    "ManualClock", "OffsetClock",
     "ProcessDefinition", "ProcessDefinitionError", "ScriptError", "SystemClock", "TaskNotReadyError",
     "TimerInfo", "UnknownTaskError", "WaitingTimer", "ensure_utc", "get_clock", "get_engine", "now", "parse_duration",
     "set_clock",

@@ -6,7 +6,7 @@ import ast
 import codecs
 import re
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,9 +16,10 @@ from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.bpmn.specs.event_definitions.simple import NoneEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.exceptions import SpiffWorkflowException
-from SpiffWorkflow.spiff.parser.process import VALIDATOR, SpiffBpmnParser
+from SpiffWorkflow.spiff.parser.process import VALIDATOR
 
 from .clock import now
+from .decisions import DecisionParser, DecisionTable
 from .errors import ProcessDefinitionError
 from .restricted import ALLOWED_MODULES, ScriptCompileError, check_expression, check_script
 
@@ -97,6 +98,7 @@ class Catalogue:
     human_tasks: dict[str, HumanTaskInfo] = field(default_factory=dict)
     timers: dict[str, TimerInfo] = field(default_factory=dict)
     lanes: dict[str, str] = field(default_factory=dict)
+    decisions: dict[str, str] = field(default_factory=dict)  # business rule task id -> decision id it runs
 
     def to_dict(self) -> dict[str, Any]:
         """Return JSON-ready data for storage with the process version."""
@@ -110,6 +112,7 @@ class Catalogue:
             human_tasks={k: HumanTaskInfo.from_dict(v) for k, v in data.get("human_tasks", {}).items()},
             timers={k: TimerInfo(**v) for k, v in data.get("timers", {}).items()},
             lanes=dict(data.get("lanes", {})),
+            decisions=dict(data.get("decisions", {})),
         )
 
     @property
@@ -406,8 +409,31 @@ def _code_to_check(process: etree._Element) -> Iterator[tuple[etree._Element, st
             yield owner, "script", script.text or "", script.sourceline
 
 
-def catalogue_of(tree: etree._ElementTree, filename: str) -> Catalogue:
-    """Read the catalogue of the one executable process in ``tree`` and check its code compiles."""
+def _business_rules(process: etree._Element, filename: str, available: Mapping[str, DecisionTable]) -> dict[str, str]:
+    """{task id: decision id} of the process's business rule tasks, each naming a decision of the package."""
+    found: dict[str, str] = {}
+    for node in process.iter(f"{{{BPMN_NS}}}businessRuleTask"):
+        called = node.find("bpmn:extensionElements/spiffworkflow:calledDecisionId", NS)
+        decision_id = _text(called)
+        if not decision_id:
+            hint = (" (camunda:decisionRef is not read here: write "
+                    "<spiffworkflow:calledDecisionId> in its extensionElements)"
+                    if node.get(f"{{{CAMUNDA_NS}}}decisionRef") else "")
+            raise _fail(f"business rule task '{node.get('id')}' names no decision: it needs "
+                        f"spiffworkflow:calledDecisionId{hint}", filename, node)
+        if decision_id not in available:
+            known = ", ".join(sorted(available)) or "none"
+            raise _fail(f"business rule task '{node.get('id')}' calls decision '{decision_id}', which is not "
+                        f"deployed with it (decisions in the package: {known})", filename, node,
+                        called.sourceline if called is not None else None)
+        found[node.get("id")] = decision_id
+    return found
+
+
+def catalogue_of(tree: etree._ElementTree, filename: str,
+                 decisions: Mapping[str, DecisionTable] | None = None) -> Catalogue:
+    """Read the catalogue of the one executable process in ``tree`` and check its code compiles; every
+    business rule task must call one of ``decisions`` (decision id -> table deployed with the process)."""
     processes = tree.getroot().findall("bpmn:process", NS)
     executable = [p for p in processes if p.get("isExecutable", "false") == "true"] or processes
     if len(executable) != 1:
@@ -455,19 +481,25 @@ def catalogue_of(tree: etree._ElementTree, filename: str) -> Catalogue:
         process_id=process.get("id"), name=process.get("name") or process.get("id"),
         documentation=_text(process.find("bpmn:documentation", NS)),
         human_tasks=human, timers=timers, lanes=lane_names,
+        decisions=_business_rules(process, filename, decisions or {}),
     )
 
 
-def parse_process(source: bytes, filename: str) -> ParsedProcess:
-    """Validate and parse one BPMN file; every problem becomes a ProcessDefinitionError."""
+def parse_process(source: bytes, filename: str,
+                  decisions: Mapping[str, DecisionTable] | None = None) -> ParsedProcess:
+    """Validate and parse one BPMN file with the decision tables it may call (decision id -> table, see
+    ``decisions.parse_decision``); every problem becomes a ProcessDefinitionError."""
     tree = read_xml(source, filename)
     if _local(tree.getroot().tag) != "definitions" or etree.QName(tree.getroot()).namespace != BPMN_NS:
         raise ProcessDefinitionError("the root element is not bpmn:definitions", filename=filename,
                                      line=tree.getroot().sourceline)
-    parser = SpiffBpmnParser(validator=VALIDATOR)
+    parser = DecisionParser(validator=VALIDATOR)
     try:
         parser.add_bpmn_xml(tree, filename=filename)
-        catalogue = catalogue_of(tree, filename)
+        catalogue = catalogue_of(tree, filename, decisions)
+        for decision_id in sorted(set(catalogue.decisions.values())):
+            table = (decisions or {})[decision_id]
+            parser.add_dmn_xml(table.root, filename=table.filename)  # checked by parse_decision already
         spec = parser.get_spec(catalogue.process_id)
         subprocess_specs = parser.get_subprocess_specs(catalogue.process_id)
         if catalogue.start_timer is not None:

@@ -6,7 +6,7 @@ import copy
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,10 +19,12 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinitio
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.exceptions import SpiffWorkflowException, WorkflowException
 from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
+from SpiffWorkflow.spiff.specs.defaults import BusinessRuleTask
 from SpiffWorkflow.util.task import TaskState
 
 from . import timesource
-from .errors import ScriptError, TaskNotReadyError, UnknownTaskError
+from .decisions import DecisionTable, UniqueBusinessRuleTaskConverter, parse_decision
+from .errors import ProcessDefinitionError, ScriptError, TaskNotReadyError, UnknownTaskError
 from .parser import Catalogue, HumanTaskInfo, ParsedProcess, TimerInfo, parse_process
 from .restricted import Budget, RestrictedEnvironment
 
@@ -350,7 +352,8 @@ class Engine:
     def __init__(self, *, functions: dict[str, Callable[..., Any]] | None = None,
                  cache_size: int = 64, budget: Budget | None = None) -> None:
         registry = BpmnWorkflowSerializer.configure(
-            {**SPIFF_CONFIG, BpmnWorkflow: _StateOnlyWorkflowConverter})
+            {**SPIFF_CONFIG, BpmnWorkflow: _StateOnlyWorkflowConverter,
+             BusinessRuleTask: UniqueBusinessRuleTaskConverter})
         self._serializer = BpmnWorkflowSerializer(registry=registry)
         self._registry = registry
         self.script_engine = PythonScriptEngine(environment=RestrictedEnvironment(functions=functions,
@@ -360,10 +363,24 @@ class Engine:
         self._cache_lock = threading.Lock()
 
     # -- definitions -----------------------------------------------------------------------
-    def parse(self, source: bytes, filename: str) -> ProcessDefinition:
-        """Validate and parse a BPMN file (raises ProcessDefinitionError)."""
-        parsed: ParsedProcess = parse_process(source, filename)
+    def parse(self, source: bytes, filename: str, decisions: Iterable[DecisionTable] = ()) -> ProcessDefinition:
+        """Validate and parse a BPMN file with the decision tables deployed with it (raises
+        ProcessDefinitionError; a business rule task calling a decision not among them too)."""
+        tables: dict[str, DecisionTable] = {}
+        for table in decisions:
+            if table.decision_id in tables:
+                raise ProcessDefinitionError(
+                    f"decision '{table.decision_id}' is defined in {tables[table.decision_id].filename} and in "
+                    f"{table.filename}", filename=table.filename, element_id=table.decision_id)
+            tables[table.decision_id] = table
+        parsed: ParsedProcess = parse_process(source, filename, tables)
         return ProcessDefinition(parsed.catalogue, parsed.spec, parsed.subprocess_specs)
+
+    @staticmethod
+    def parse_decision(source: bytes, filename: str) -> DecisionTable:
+        """Validate a DMN file holding one decision table, every cell compiled in the restricted environment
+        (raises ProcessDefinitionError naming the decision, the rule and the line)."""
+        return parse_decision(source, filename)
 
     def dump_definition(self, definition: ProcessDefinition) -> str:
         """Serialize a definition's specs and catalogue, to store once per process version."""

@@ -21,7 +21,8 @@ from app.tasks.models import WorkItem, WorkItemRole
 from app.timers.models import Timer
 from app.timers.scheduling import note_timer_changes
 
-SUMMARY_KEYS = ("outcome", "fault_class", "cause", "support_mode", "under_warranty", "free_of_charge")
+SUMMARY_KEYS = ("outcome", "fault_class", "cause", "support_mode", "under_warranty", "free_of_charge",
+                "charge_reason")
 
 @dataclass
 class StoreResult:

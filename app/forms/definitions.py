@@ -27,6 +27,8 @@ Decisions the format leaves open, fixed here so the browser and the API never di
   and only the server checks it.
 - ``validate`` returns every top-level key: a missing optional value is ``None`` (``False`` for a
   checkbox, ``[]`` for a checklist or dynamic list), so BPMN expressions can always read it.
+- A ``text`` component may show a variable the task sees, ``{{ name }}`` (form-js templating; plain names
+  only, anything else is refused); the page fills it in from the task's data, escaped.
 - Properties that would change behaviour but are not implemented (``conditional``, ``valuesKey``,
   ``valuesExpression``, ``readonly``, ``disabled``, ``serializeToString``, ``disallowPassedDates``, FEEL
   expressions) are refused rather than silently ignored; purely visual ones are accepted.
@@ -54,6 +56,10 @@ INPUT_TYPES = frozenset(
 )
 CONTAINER_TYPES = frozenset({"group", "dynamiclist"})
 STATIC_TYPES = frozenset({"text", "separator", "spacer"})
+# form-js templating in a text component: ``{{ name }}`` shows a process variable the task sees. Only plain
+# names: the templating language's expressions (FEEL) are not evaluated here.
+PLACEHOLDER = re.compile(r"\{\{\s*(.*?)\s*\}\}", re.S)
+_PLACEHOLDER_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 SUPPORTED_TYPES = INPUT_TYPES | CONTAINER_TYPES | STATIC_TYPES
 
 TEXTFIELD_MAX_LENGTH = 500
@@ -376,6 +382,10 @@ def _parse_component(raw: Any, location: str, ctx: _ParseContext, *, in_list: bo
 
     if type_ in STATIC_TYPES:
         text = _plain_text(raw, "text")
+        for placeholder in PLACEHOLDER.findall(text):
+            if not _PLACEHOLDER_NAME.fullmatch(placeholder):
+                raise _Problem(f"the text's placeholder {{{{ {placeholder[:40]} }}}} must be a plain variable name "
+                               "(letter first, then letters, digits, _); expressions are not supported")
         return Component(type=type_, location=location, label=label, text=text, source=raw)
 
     if type_ in CONTAINER_TYPES:
@@ -1000,6 +1010,14 @@ class FormDefinition:
 
     def __repr__(self) -> str:
         return f"<FormDefinition {self.key!r}>"
+
+    @property
+    def templated(self) -> bool:
+        """Whether a text component shows process variables (``{{ name }}``): the page then needs the task's data."""
+        def walk(components: Sequence[Component]) -> bool:
+            return any((c.type == "text" and PLACEHOLDER.search(c.text)) or walk(c.children) for c in components)
+
+        return walk(self.components)
 
     @classmethod
     def from_json(cls, source: Any, *, filename: str = "<form>") -> FormDefinition:

@@ -19,7 +19,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup, escape
 
-from .definitions import STATIC_TYPES, Component, FormDefinition
+from .definitions import PLACEHOLDER, STATIC_TYPES, Component, FormDefinition
 
 TEMPLATE = "forms/_form_fields.html"
 # Enough blank rows for a browser without JavaScript to record a typical parts list in one go.
@@ -331,8 +331,30 @@ def _inline(text: str) -> Markup:
 _BULLET = re.compile(r"[-*]\s+")
 
 
-def render_markdown(text: str) -> Markup:
-    """Render the small markdown subset of a form's text component (headings, lists, emphasis, links)."""
+_TOKEN = re.compile("\x00(\\d+)\x00")
+
+
+def _shown(value: Any) -> str:
+    """A process variable as a text component shows it: text, a number, Yes/No; anything else as a dash."""
+    if value is True or value is False:
+        return "Yes" if value else "No"
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(value, int | float | Decimal):
+        return str(value)
+    return "\u2014"
+
+
+def render_markdown(text: str, context: Mapping[str, Any] | None = None) -> Markup:
+    """Render the small markdown subset of a form's text component (headings, lists, emphasis, links), each
+    ``{{ name }}`` replaced by the escaped value of that variable in ``context`` (a dash when it has none)."""
+    names: list[str] = []
+
+    def token(match: re.Match[str]) -> str:
+        names.append(match.group(1))
+        return f"\x00{len(names) - 1}\x00"  # kept apart from the markdown marks until the end
+
+    text = PLACEHOLDER.sub(token, text.replace("\x00", ""))
     blocks: list[str] = []
     for block in re.split(r"\n\s*\n", text.replace("\r\n", "\n").strip()):
         lines = [line.strip() for line in block.split("\n") if line.strip()]
@@ -348,7 +370,11 @@ def render_markdown(text: str) -> Markup:
             blocks.append(f"<ul>{items}</ul>")
         else:
             blocks.append(f"<p>{Markup('<br>').join(_inline(line) for line in lines)}</p>")
-    return Markup("\n".join(blocks))  # noqa: S704 - every piece was escaped above
+    html = "\n".join(blocks)
+    if names:
+        values = context or {}
+        html = _TOKEN.sub(lambda m: str(escape(_shown(values.get(names[int(m.group(1))])))), html)
+    return Markup(html)  # noqa: S704 - every piece was escaped above
 
 
 def _unplaced(errors: Any, children: Sequence[FieldView]) -> list[str]:
@@ -362,6 +388,16 @@ def _unplaced(errors: Any, children: Sequence[FieldView]) -> list[str]:
         if key not in known
         for message in _messages(value)
     ]
+
+
+def _fill_text(views: Sequence[FieldView], context: Mapping[str, Any]) -> None:
+    """Render the text components again with the task's variables."""
+    for view in views:
+        if view.component.type == "text" and PLACEHOLDER.search(view.component.text):
+            view.html_text = render_markdown(view.component.text, context)
+        _fill_text(view.children, context)
+        for row in view.rows:
+            _fill_text(row.children, context)
 
 
 def _known_names(views: Sequence[FieldView]) -> set[str]:
@@ -387,12 +423,16 @@ def render_form_fields(
     errors: Mapping[str, Any] | None,
     *,
     script_nonce: str | None = None,
+    context: Mapping[str, Any] | None = None,
 ) -> Markup:
-    """The form's fields as HTML (no <form> element, no buttons), with values kept and errors at fields."""
+    """The form's fields as HTML (no <form> element, no buttons), with values kept and errors at fields;
+    text components show the variables of ``context`` (the task's data) they name."""
     errors = _normalise_errors(errors or {})
     data = form.defaults() if values is None else values
     id_prefix = f"f-{form.key}-"
     views = _build(form.components, data, errors, prefix="", id_prefix=id_prefix)
+    if form.templated:
+        _fill_text(views, context or {})
     known = _known_names(views)
     stray = [
         (key if key != "_schema" else "", message)

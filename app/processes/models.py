@@ -32,10 +32,12 @@ class ProcessVersion(db.Model):  # type: ignore[name-defined,misc]
     version: Mapped[int] = mapped_column()  # 1, 2, 3... per process id
     name: Mapped[str] = mapped_column(String(200))  # the process's human name
     filename: Mapped[str] = mapped_column(String(300))  # the file it was deployed from
-    sha256: Mapped[str] = mapped_column(String(64))  # of the BPMN source; equal to the latest = nothing to deploy
+    sha256: Mapped[str] = mapped_column(String(64))  # of the BPMN and the tables it runs; equal to latest: no deploy
     bpmn_source: Mapped[str] = deferred(mapped_column(Text))  # the BPMN XML as deployed, decoded by its BOM/declaration
     spec_json: Mapped[str] = deferred(mapped_column(Text))  # serialized specs + catalogue, restored per process
-    catalogue: Mapped[dict[str, Any]] = mapped_column(JSONData)  # human tasks, timers, lanes
+    catalogue: Mapped[dict[str, Any]] = mapped_column(JSONData)  # human tasks, timers, lanes, business rule tasks
+    decisions: Mapped[dict[str, str]] = deferred(mapped_column(  # {decision id: DMN XML} of the tables it runs
+        JSONData, nullable=False, default=dict, server_default="{}"))
     deployed_at: Mapped[datetime] = mapped_column(UTCDateTime)  # when it was deployed
     deployed_by: Mapped[str] = mapped_column(String(100))  # who deployed it
     previous_id: Mapped[int | None] = mapped_column(ForeignKey("process_versions.id"))  # version it followed

@@ -11,7 +11,7 @@ from flask import current_app
 from sqlalchemy import func, select
 
 from app.auth import ROLES, Actor, require
-from app.engine import Catalogue, ProcessDefinition, ProcessDefinitionError, get_engine, now
+from app.engine import Catalogue, DecisionTable, ProcessDefinition, ProcessDefinitionError, get_engine, now
 from app.engine.parser import element_line, source_text
 from app.errors import InvalidDataError, NotFoundError
 from app.extensions import db
@@ -27,6 +27,7 @@ from app.processes.models import (
 from app.timers.schedules import sync_schedule
 
 MAX_BPMN_BYTES = 2_000_000
+MAX_DMN_BYTES = 1_000_000
 
 # Case number prefixes; other processes use the initials of their id's words.
 CASE_PREFIXES = {
@@ -50,6 +51,7 @@ class _Checked:
     text: str
     sha256: str
     definition: ProcessDefinition
+    decisions: dict[str, str]  # {decision id: DMN XML} of the tables the process runs
 
 
 def case_prefix(process_id: str) -> str:
@@ -111,13 +113,30 @@ def _forms() -> FormRegistry:
     return registry
 
 
-def _check(source: bytes, filename: str) -> _Checked:
+def _content_hash(source: bytes, tables: list[DecisionTable]) -> str:
+    """The version's content hash: of the BPMN bytes alone when it runs no decision table (so versions
+    deployed before decision tables keep their hash), else of the bytes and each table it runs."""
+    if not tables:
+        return hashlib.sha256(source).hexdigest()
+    digest = hashlib.sha256(source)
+    for table in sorted(tables, key=lambda t: t.decision_id):
+        digest.update(b"\0decision\0" + table.decision_id.encode() + b"\0" + table.sha256.encode())
+    return digest.hexdigest()
+
+
+def _check_decision(source: bytes, filename: str) -> DecisionTable:
+    if len(source) > MAX_DMN_BYTES:
+        raise ProcessDefinitionError(f"the file is larger than {MAX_DMN_BYTES} bytes", filename=filename)
+    return get_engine().parse_decision(source, filename)
+
+
+def _check(source: bytes, filename: str, tables: list[DecisionTable]) -> _Checked:
     if len(source) > MAX_BPMN_BYTES:
         raise ProcessDefinitionError(f"the file is larger than {MAX_BPMN_BYTES} bytes", filename=filename)
     name = Path(filename).name
     _too_long("file name", name, _limit(ProcessVersion.__table__.c.filename), source=source, filename=filename,
               element_id=None)
-    definition = get_engine().parse(source, filename)
+    definition = get_engine().parse(source, filename, tables)
     stem = name.removesuffix(".bpmn")
     if stem != definition.process_id:
         raise ProcessDefinitionError(
@@ -126,7 +145,10 @@ def _check(source: bytes, filename: str) -> _Checked:
     _check_catalogue(definition.catalogue, source=source, filename=filename, forms=_forms())
     # Stored as text in the file's own encoding (its declaration stays); the hash is over the bytes.
     text = source_text(source, filename)
-    return _Checked(filename, source, text, hashlib.sha256(source).hexdigest(), definition)
+    used = set(definition.catalogue.decisions.values())
+    runs = [t for t in tables if t.decision_id in used]
+    return _Checked(filename, source, text, _content_hash(source, runs), definition,
+                    {t.decision_id: t.text for t in runs})
 
 
 def _store(checked: _Checked, *, actor: Actor, note: str) -> Deployment:
@@ -138,7 +160,8 @@ def _store(checked: _Checked, *, actor: Actor, note: str) -> Deployment:
         process_id=process_id, version=(latest.version + 1) if latest else 1,
         name=checked.definition.catalogue.name, filename=Path(checked.filename).name, sha256=checked.sha256,
         bpmn_source=checked.text, spec_json=get_engine().dump_definition(checked.definition),
-        catalogue=checked.definition.catalogue.to_dict(), deployed_at=now(), deployed_by=actor.username,
+        catalogue=checked.definition.catalogue.to_dict(), decisions=checked.decisions, deployed_at=now(),
+        deployed_by=actor.username,
         previous_id=latest.id if latest else None, note=note,
     )
     db.session.add(version)
@@ -162,7 +185,9 @@ def _store(checked: _Checked, *, actor: Actor, note: str) -> Deployment:
 
 
 def deploy_sources(sources: list[tuple[str, bytes]], *, actor: Actor, note: str = "") -> list[Deployment]:
-    """Deploy several files all or nothing (processes.deploy): every file is checked before any is stored."""
+    """Deploy several files all or nothing (processes.deploy): every file is checked before any is stored.
+    ``*.dmn`` files are the package's decision tables: each is checked, and every process stores the ones
+    its business rule tasks call."""
     require(actor, "processes.deploy")
     errors = {field: [f"is {len(value)} characters long; at most {_limit(column)} are allowed"]
               for field, value, column in (("note", note, ProcessVersion.__table__.c.note),
@@ -171,7 +196,15 @@ def deploy_sources(sources: list[tuple[str, bytes]], *, actor: Actor, note: str 
     if errors:
         raise InvalidDataError("; ".join(f"the deployment's {field} {problem[0]}" for field, problem in errors.items()),
                                errors=errors)
-    checked = [_check(source, filename) for filename, source in sources]
+    tables = [_check_decision(source, filename) for filename, source in sources if _is_dmn(filename)]
+    seen: dict[str, DecisionTable] = {}
+    for table in tables:
+        if table.decision_id in seen:
+            raise ProcessDefinitionError(
+                f"decision '{table.decision_id}' is defined in {Path(seen[table.decision_id].filename).name} and "
+                f"in {Path(table.filename).name}", filename=table.filename, element_id=table.decision_id)
+        seen[table.decision_id] = table
+    checked = [_check(source, filename, tables) for filename, source in sources if not _is_dmn(filename)]
     ids = [c.definition.process_id for c in checked]
     duplicated = {i for i in ids if ids.count(i) > 1}
     if duplicated:
@@ -180,15 +213,24 @@ def deploy_sources(sources: list[tuple[str, bytes]], *, actor: Actor, note: str 
     return [_store(c, actor=actor, note=note) for c in checked]
 
 
+def _is_dmn(filename: str) -> bool:
+    return filename.lower().endswith(".dmn")
+
+
 def deploy_path(path: Path, *, actor: Actor, note: str = "") -> list[Deployment]:
-    """Deploy one .bpmn file, or every .bpmn file of a directory, all or nothing (processes.deploy)."""
+    """Deploy one .bpmn file, or every .bpmn file of a directory, all or nothing (processes.deploy), with
+    the decision tables (.dmn) of that directory."""
     require(actor, "processes.deploy")
     if path.is_dir():
         files = sorted(path.glob("*.bpmn"))
         if not files:
             raise ProcessDefinitionError("no .bpmn files in the directory", filename=str(path))
+        files += sorted(path.glob("*.dmn"))
+    elif path.is_file() and _is_dmn(path.name):
+        raise ProcessDefinitionError("a decision table is deployed with the processes that call it: deploy their "
+                                     ".bpmn file or the directory", filename=str(path))
     elif path.is_file():
-        files = [path]
+        files = [path, *sorted(path.parent.glob("*.dmn"))]
     else:
         raise ProcessDefinitionError("no such file or directory", filename=str(path))
     sources = []

@@ -39,6 +39,7 @@ SUMMARY_LABELS = {
     "support_mode": "Support mode",
     "under_warranty": "Under warranty at notice time",
     "free_of_charge": "Free of charge",
+    "charge_reason": "Why it is charged or free",
 }
 
 

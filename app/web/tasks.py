@@ -38,7 +38,9 @@ def _page(item: WorkItem, *, values: dict[str, Any] | None = None, errors: dict[
     fields: Markup | None = None
     record: Markup | None = None
     if item.state == "ready" and form is not None:
-        fields = render_form_fields(form, values, errors)
+        # A form whose text shows process variables ({{ charge_reason }}) reads the data the task sees.
+        context = task_flow.task_detail(item, actor=current_actor()).data if form.templated else None
+        fields = render_form_fields(form, values, errors, context=context)
     elif item.state == "completed" and form is not None:
         data = completed_task_data(actor=current_actor(), case_id=item.case_id, work_item_id=item.id)
         record = render_form_readonly(form, data) if data is not None else None

@@ -15,6 +15,7 @@ from app.engine import Engine, Instance, ManualClock, ProcessDefinition, set_clo
 from app.errors import NotFoundError
 from app.flows.diagram import case_diagram
 from tests.conftest import ROOT
+from tests.support import workflow_decisions
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 IN_WARRANTY = {"id": 1, "model": "EA990-200K", "serial_number": "S1", "warranty_ends_on": "2027-02-28"}
@@ -33,7 +34,8 @@ def engine() -> Engine:
 @pytest.fixture(scope="module")
 def definition(engine: Engine) -> ProcessDefinition:
     """workflows/fault_handling.bpmn, parsed."""
-    return engine.parse((ROOT / "workflows" / "fault_handling.bpmn").read_bytes(), "fault_handling.bpmn")
+    return engine.parse((ROOT / "workflows" / "fault_handling.bpmn").read_bytes(), "fault_handling.bpmn",
+                        workflow_decisions())
 
 
 @pytest.fixture

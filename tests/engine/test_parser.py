@@ -11,6 +11,7 @@ from lxml import etree
 
 from app.engine import Catalogue, ProcessDefinitionError
 from app.engine.parser import ParsedProcess, parse_process, source_text
+from tests.support import workflow_decisions
 
 ROOT = Path(__file__).resolve().parents[2]
 FAULT = ROOT / "workflows" / "fault_handling.bpmn"
@@ -29,7 +30,7 @@ def xml() -> etree._Element:
 @pytest.fixture(scope="module")
 def parsed() -> ParsedProcess:
     """The fault-handling process as the parser reads it."""
-    return parse_process(FAULT.read_bytes(), FAULT.name)
+    return parse_process(FAULT.read_bytes(), FAULT.name, {t.decision_id: t for t in workflow_decisions()})
 
 
 def _doc(node: etree._Element) -> str:

@@ -20,6 +20,7 @@ from app.engine import (
     TaskNotReadyError,
     UnknownTaskError,
 )
+from tests.support import workflow_decisions
 
 ROOT = Path(__file__).resolve().parents[2]
 FAULT = ROOT / "workflows" / "fault_handling.bpmn"
@@ -37,7 +38,8 @@ def engine() -> Engine:
 
 def _stored(engine: Engine, path: Path, source: bytes | None = None) -> ProcessDefinition:
     """A definition as a process version restores it: parsed, stored as JSON, restored."""
-    parsed = engine.parse(source if source is not None else path.read_bytes(), path.name)
+    parsed = engine.parse(source if source is not None else path.read_bytes(), path.name,
+                          workflow_decisions(path.parent))
     stored = engine.dump_definition(parsed)
     return engine.load_definition((path.name, uuid.uuid4().hex), lambda: stored)
 
@@ -89,7 +91,7 @@ def test_instance_state_does_not_contain_the_spec(engine: Engine, fault: Process
         assert "spec" not in state and "subprocess_specs" not in state
         assert len(state_json) * 2 < len(definition_json)
         # Script text lives in the spec; a state that carried the spec would carry it too.
-        script = "charge_basis = 'warranty' if free_of_charge else 'quote'"
+        script = "removal_due_at = add_duration(reported_at, 'PT48H')"
         assert script in definition_json and script not in state_json
         if step == 0:
             instance.complete(human(instance, "diagnose_fault"), DIAGNOSIS)

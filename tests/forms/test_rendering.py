@@ -541,3 +541,39 @@ def test_render_markdown_subset() -> None:
     assert "<em>ask</em> <code>ops</code>.<br>Next line." in html
     assert '<a href="javascript' not in html
     assert render_markdown("<b>x</b>") == Markup("<p>&lt;b&gt;x&lt;/b&gt;</p>")
+
+
+# -- text components show process variables ({{ name }}, form-js templating) --------------------------------
+def _templated(text: str) -> FormDefinition:
+    return FormDefinition.from_json({"type": "default", "id": "templated", "components": [
+        {"type": "text", "text": text}, {"type": "textfield", "key": "note", "label": "Note"}]})
+
+
+def test_a_text_placeholder_shows_the_tasks_variable_escaped() -> None:
+    form = _templated("**Why:** {{ charge_reason }}; under warranty {{under_warranty}}; {{ missing }}")
+    assert form.templated
+    html = str(render_form_fields(form, None, None, context={"charge_reason": XSS + " **bold**",
+                                                             "under_warranty": False}))
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert "**bold**" in html  # a value is text, not markdown
+    assert "<strong>Why:</strong>" in html and "under warranty No" in html and "; \u2014" in html
+    assert "{{" not in str(render_form_fields(form, None, None))
+
+
+def test_the_quote_form_shows_the_charge_reason(registry: FormRegistry) -> None:
+    form = registry.get("maintenance_quote")
+    assert form.templated
+    html = str(render_form_fields(form, None, None, context={"charge_reason": "cause not covered by the warranty: "
+                                                                              "wear"}))
+    assert "outside the free warranty</strong>: cause not covered by the warranty: wear" in html
+
+
+def test_a_form_without_placeholders_is_not_templated(registry: FormRegistry) -> None:
+    assert not registry.get("fault_diagnosis").templated
+    assert str(render_markdown("{{ a }}", {"a": "x"})) == "<p>x</p>"
+
+
+@pytest.mark.parametrize("placeholder", ["{{ a.b }}", "{{ a + 1 }}", "{{ _secret }}", "{{ }}"])
+def test_a_placeholder_that_is_no_plain_name_is_refused(placeholder: str) -> None:
+    with pytest.raises(Exception, match="must be a plain variable name"):
+        _templated(f"Text {placeholder}")

@@ -68,6 +68,12 @@ def tag_lines(text: str, needle: str) -> set[int]:
     return set(range(line_of(text, needle), text.count("\n", 0, text.index(">", start)) + 2))
 
 
+def copy_fault(folder: Path) -> None:
+    """Put workflows/fault_handling.bpmn and the decision tables it calls into ``folder``."""
+    for path in (FAULT, *WORKFLOWS.glob("*.dmn")):
+        shutil.copy(path, folder / path.name)
+
+
 def revised(tmp_path: Path, *, old: str = DIAGNOSIS_DEADLINE,
             new: str = "add_duration(reported_at, 'PT36H')") -> Path:
     """A directory holding a changed fault_handling.bpmn (diagnosis deadline 36 h instead of 24 h)."""
@@ -76,6 +82,8 @@ def revised(tmp_path: Path, *, old: str = DIAGNOSIS_DEADLINE,
     folder = tmp_path / "revised"
     folder.mkdir()
     (folder / "fault_handling.bpmn").write_text(source.replace(old, new))
+    for table in WORKFLOWS.glob("*.dmn"):  # the decision tables it calls
+        shutil.copy(table, folder / table.name)
     return folder
 
 
@@ -166,7 +174,7 @@ def _expect_refused(result: Result, filename: str, message: str, element: str | 
 @pytest.mark.parametrize("filename,change,message,element,find_line", BROKEN.values(), ids=list(BROKEN))
 def test_one_broken_file_deploys_nothing(ctx: Flask, tmp_path: Path, filename: str, change: Any, message: str,
                                          element: str | None, find_line: Any) -> None:
-    shutil.copy(FAULT, tmp_path / FAULT.name)  # a valid file next to the broken one
+    copy_fault(tmp_path)  # a valid file next to the broken one
     text = change(ONE_TASK.read_text())
     (tmp_path / filename).write_text(text)
     result = deploy(ctx, tmp_path)
@@ -322,7 +330,7 @@ LONG = {
 @pytest.mark.parametrize("change,message,element,tag", LONG.values(), ids=list(LONG))
 def test_a_value_no_case_could_use_is_refused_at_deploy(ctx: Flask, tmp_path: Path, change: Any, message: str,
                                                         element: str, tag: str) -> None:
-    shutil.copy(FAULT, tmp_path / FAULT.name)  # a valid file next to it deploys neither
+    copy_fault(tmp_path)  # a valid file next to it deploys neither
     text = change(ONE_TASK.read_text())
     (tmp_path / ONE_TASK.name).write_text(text)
     assert versions() == []

@@ -314,6 +314,8 @@ def test_quote_accepted_on_site_path_with_parts_through_the_pages(seeded: Flask,
     assert "Free of charge No" in text_of(client.get(f"/cases/{case_id}"))
     quote = text_of(client.get(f"/tasks/{ready_task(case_id, 'quote_maintenance_cost')}"))
     assert "Role Customer service agent" in quote and "Deadline none" in quote
+    # The quote says why the repair is charged: the warranty table's reason, in the form's text.
+    assert "outside the free warranty : warranty ended (the warranty rule" in quote
     work(client, case_id, "quote_maintenance_cost", {"quote_amount": "1250.00", "quote_currency": "CNY",
                                                      "quote_accepted": "yes"})
     clock.advance(timedelta(hours=1))

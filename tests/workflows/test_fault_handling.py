@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from app.engine import Engine, Instance, ManualClock, ProcessDefinition, set_clock
+from tests.support import workflow_decisions
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
@@ -30,7 +31,8 @@ def engine() -> Engine:
 @pytest.fixture(scope="module")
 def definition(engine: Engine) -> ProcessDefinition:
     """The fault-handling process, parsed and round-tripped through its stored form."""
-    parsed = engine.parse((ROOT / "workflows" / "fault_handling.bpmn").read_bytes(), "fault_handling.bpmn")
+    parsed = engine.parse((ROOT / "workflows" / "fault_handling.bpmn").read_bytes(), "fault_handling.bpmn",
+                          workflow_decisions())
     stored = engine.dump_definition(parsed)
     return engine.load_definition(("fault_handling", "test"), lambda: stored)
 
