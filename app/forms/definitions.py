@@ -283,6 +283,8 @@ def _translation_problem(raw: Mapping[str, Any], prop: str, allowed: frozenset[s
     if base not in TRANSLATABLE_PROPERTIES or base not in allowed:
         which = ", ".join(sorted(TRANSLATABLE_PROPERTIES & allowed)) or "no property here"
         return f"unknown property {prop!r}: only {which} may carry a translation"
+    if locale == LOCALES[0]:
+        return f"{prop!r}: the plain {base!r} is the {locale} text already; write it there"
     if locale not in LOCALES[1:]:
         return (f"{prop!r} names the language {locale!r}, which the pages do not speak; a translation may be in "
                 f"{', '.join(LOCALES[1:])} (the plain {base!r} is the {LOCALES[0]} text)")
