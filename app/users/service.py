@@ -329,7 +329,7 @@ def authenticate_token(*, token: str) -> Actor:
     public_id, secret = _parse_token(token)
     rows = db.session.execute(
         select(ApiToken.id, ApiToken.secret_hash, ApiToken.revoked_at, ApiToken.last_used_at, User.username,
-               User.display_name, User.disabled, UserRole.role)
+               User.display_name, User.disabled, User.locale, UserRole.role)
         .join(User, ApiToken.user_id == User.id).outerjoin(UserRole, UserRole.user_id == User.id)
         .where(ApiToken.public_id == public_id)).all()
     if not rows or not hmac.compare_digest(rows[0].secret_hash, _digest(secret)):
@@ -343,4 +343,4 @@ def authenticate_token(*, token: str) -> Actor:
     if found.last_used_at is None or abs(moment - found.last_used_at) >= TOUCH_INTERVAL:  # a reset clock too
         db.session.execute(update(ApiToken).where(ApiToken.id == found.id).values(last_used_at=moment)
                            .execution_options(synchronize_session=False))
-    return Actor(found.username, _roles_of(rows), found.display_name)
+    return Actor(found.username, _roles_of(rows), found.display_name, found.locale)

@@ -26,7 +26,9 @@ from app.uow import unit_of_work
 from app.web import vendor
 from app.web.common import Pagination, current_actor, load_query, page_blueprint
 from app.web.filters import (
+    ATTACHMENT_TYPE_WORDS,
     CHANNEL_WORDS,
+    DIAGRAM_STATE_WORDS,
     PRIORITY_WORDS,
     SUMMARY_LABELS,
     deadline_outcome,
@@ -99,8 +101,8 @@ def _details(event: CaseEvent) -> list[tuple[str, str]]:
         return [(gettext("Outcome"), humanize(p.get("outcome")))]
     if event.type == "attachment_added":
         return [(gettext("File"), str(p.get("filename", ""))),
-                (gettext("Type"), attachments.ALLOWED_TYPES.get(str(p.get("content_type")),
-                                                                str(p.get("content_type", "")))),
+                (gettext("Type"), str(ATTACHMENT_TYPE_WORDS.get(str(p.get("content_type")),
+                                                                str(p.get("content_type", ""))))),
                 (gettext("Size"), attachments.size_words(int(p.get("size_bytes") or 0)))]
     return []
 
@@ -264,12 +266,17 @@ def case_page_parts(case_id: int) -> dict[str, Any]:
     return {"attachments": attachments.list_attachments(actor=actor, case_id=case_id),
             "can_attach": actor.can("cases.attach"),
             "attachment_limit": attachments.size_words(attachments.max_bytes()),
-            "attachment_types": ", ".join(attachments.ALLOWED_TYPES.values()),
-            "attachment_type_words": attachments.ALLOWED_TYPES,
-            "diagram_viewer": vendor.viewer_installed(), "diagram_states": STATE_WORDS}
+            "attachment_types": gettext(", ").join(str(ATTACHMENT_TYPE_WORDS.get(kind, words))
+                                                   for kind, words in attachments.ALLOWED_TYPES.items()),
+            "attachment_type_words": {kind: str(ATTACHMENT_TYPE_WORDS.get(kind, words))
+                                      for kind, words in attachments.ALLOWED_TYPES.items()},
+            "diagram_viewer": vendor.viewer_installed(),
+            "diagram_states": {state: str(DIAGRAM_STATE_WORDS.get(state, words))
+                               for state, words in STATE_WORDS.items()}}
 
 
 bp.add_app_template_filter(attachments.size_words, "size_words")
+bp.add_app_template_filter(actor_words, "actor_words")
 
 UPLOAD_SLACK_BYTES = 64 * 1024  # room for the multipart framing and the CSRF field around the file
 

@@ -65,6 +65,22 @@ TASK_STATE_WORDS = {"ready": lazy_gettext("Ready"), "completed": lazy_gettext("C
                     "cancelled": lazy_gettext("Cancelled")}
 TIMER_STATE_WORDS = {"waiting": lazy_gettext("waiting"), "fired": lazy_gettext("fired"),
                      "failed": lazy_gettext("failed"), "cancelled": lazy_gettext("cancelled")}
+# The case diagram's legend (app.cases.diagram.STATE_WORDS, in the page's language).
+DIAGRAM_STATE_WORDS = {
+    "done": lazy_gettext("Completed"),
+    "active": lazy_gettext("Active: a task ready for someone, or a deadline running"),
+    "waiting": lazy_gettext("Waiting: reached, waiting for what runs inside it or for another branch"),
+}
+# The kinds of attachment (app.attachments.service.ALLOWED_TYPES, in the page's language).
+ATTACHMENT_TYPE_WORDS = {
+    "application/pdf": lazy_gettext("PDF"),
+    "image/png": lazy_gettext("PNG image"),
+    "image/jpeg": lazy_gettext("JPEG image"),
+    "image/tiff": lazy_gettext("TIFF image"),
+    "image/gif": lazy_gettext("GIF image"),
+    "image/webp": lazy_gettext("WebP image"),
+    "text/plain": lazy_gettext("plain text"),
+}
 OVERDUE_WORDS = {"true": lazy_gettext("Overdue only"), "false": lazy_gettext("Not overdue")}
 # The process values a case summary and the history show (outcome, fault class, cause, support mode): codes of
 # the processes, shown in words; a code not listed here is shown with its underscores as spaces.

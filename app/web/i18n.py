@@ -7,9 +7,10 @@ languages we have; else ``SERVICECASE_DEFAULT_LOCALE``.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
-from flask import Flask, abort, current_app, has_request_context, redirect, request
+from flask import Flask, abort, current_app, g, has_request_context, redirect, request
 from flask_babel import gettext
 from werkzeug.wrappers import Response
 
@@ -69,9 +70,17 @@ def choose() -> Response:
     return response
 
 
+def _fresh_language_state() -> None:
+    """Flask-Babel keeps the request's language in flask.g, which belongs to the app context: where several
+    requests share one (tests, a CLI that calls the app) each must choose its own. It also ignores an empty g
+    (no translation at all), so the state is put there before anything is translated."""
+    g._flask_babel = SimpleNamespace()
+
+
 def install_languages(app: Flask) -> None:
     """Flask-Babel with this module's choice of language; the layout's language context; the switcher."""
     babel.init_app(app, locale_selector=select_locale, default_translation_directories=str(TRANSLATIONS_DIR),
                    default_timezone="UTC")
+    app.before_request(_fresh_language_state)
     app.context_processor(_language_context)
     app.register_blueprint(bp)
