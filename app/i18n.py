@@ -8,9 +8,9 @@ older. The JSON API and the services' own messages stay English.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+import os
 from pathlib import Path
-from typing import Any
 
 from app.config import PROJECT_ROOT
 
@@ -34,10 +34,15 @@ def compile_catalogues(directory: Path = TRANSLATIONS_DIR) -> list[Path]:
             continue
         with po_path.open("rb") as po_file:
             catalogue = read_po(po_file, locale=po_path.parent.parent.name, domain=DOMAIN)
-        partial = mo_path.with_suffix(".mo.partial")
-        with partial.open("wb") as mo_file:
-            write_mo(mo_file, catalogue, use_fuzzy=False)
-        partial.replace(mo_path)  # a concurrent reader sees the old file or the whole new one
+        partial = mo_path.with_suffix(f".mo.{os.getpid()}.partial")  # one per process: several may start at once
+        try:
+            with partial.open("wb") as mo_file:
+                write_mo(mo_file, catalogue, use_fuzzy=False)
+            partial.replace(mo_path)  # a concurrent reader sees the old file or the whole new one
+        except OSError as exc:  # a read-only installation: its .mo must be built when it is installed
+            logging.getLogger(__name__).warning("cannot compile %s (%s): its pages fall back to English",
+                                                po_path, exc)
+            continue
         written.append(mo_path)
     return written
 
@@ -51,14 +56,3 @@ def current_locale() -> str:
         return LOCALES[0]
     locale = get_locale()
     return locale.language if locale is not None and locale.language in LOCALES else LOCALES[0]
-
-
-def localized(source: Mapping[str, Any], prop: str, locale: str | None = None) -> Any:
-    """``source[prop + "@" + locale]`` when the definition has text in that language, else ``source[prop]``:
-    a record form's ``"label@zh"`` beside its ``"label"``."""
-    locale = locale or current_locale()
-    if locale != LOCALES[0]:
-        value = source.get(f"{prop}@{locale}")
-        if isinstance(value, str) and value.strip():
-            return value
-    return source.get(prop)

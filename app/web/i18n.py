@@ -48,8 +48,8 @@ def select_locale() -> str:
 def _language_context() -> dict[str, Any]:
     """What the layout needs: the page's language, its <html lang>, and the switcher's choices."""
     locale = current_locale()
-    return {"locale": locale, "html_lang": HTML_LANG[locale], "locale_names": LOCALE_NAMES, "locales": LOCALES,
-            "language_cookie": COOKIE}
+    return {"locale": locale, "html_lang": HTML_LANG[locale], "html_langs": HTML_LANG, "locale_names": LOCALE_NAMES,
+            "locales": LOCALES, "language_cookie": COOKIE}
 
 
 @bp.post("/language")
