@@ -206,6 +206,21 @@ def test_the_clock_words_reach_the_script_through_data_attributes(world: dict[st
         assert set(sentences) <= fallbacks, f"{script} writes English of its own: {sentences}"
 
 
+def test_the_new_case_form_says_what_is_wrong_in_chinese(world: dict[str, int],
+                                                        signed_in: Callable[..., FlaskClient]) -> None:
+    client = _user_in(signed_in, "li.na", "zh")
+    response = client.post("/cases/new", data={
+        "csrf_token": csrf_of(client, "/cases/new"), "process": "fault_handling", "channel": "phone",
+        "reported_at": "2026-99-99T08:00", "title": "x" * 201, "description": ""})
+    assert response.status_code == 422
+    text = text_of(response)
+    assert "案件未创建。请修改下面标出的字段。" in text
+    assert "请输入日期和时间，例如 2026-03-02 08:00。" in text  # the page's own message
+    assert "请输入 1 到 200 个字符。" in text  # marshmallow's, translated
+    assert "请描述客户报修的情况。" in text
+    assert not re.search(r"Length must|Missing data|Enter a date", text)
+
+
 # -- which language -----------------------------------------------------------------------------------------------
 
 def _lang(response: TestResponse) -> str:

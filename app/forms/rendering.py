@@ -122,6 +122,16 @@ _MESSAGE_TEXTS: tuple[tuple[str, Any], ...] = (
     ("Enter at most {n} rows.", lazy_gettext("Enter at most %(n)s rows.")),
     ("Enter at least {n} row.", lazy_gettext("Enter at least 1 row.")),
     ("Enter at least {n} rows.", lazy_gettext("Enter at least %(n)s rows.")),
+    # marshmallow's own, which the pages' forms (the new-case form) show too
+    ("Missing data for required field.", lazy_gettext("This field is required.")),
+    ("Field may not be null.", lazy_gettext("This field is required.")),
+    ("Not a valid string.", lazy_gettext("Enter text.")),
+    ("Not a valid integer.", lazy_gettext("Enter a whole number.")),
+    ("Invalid value.", lazy_gettext("Invalid value.")),
+    ("Shorter than minimum length {min}.", lazy_gettext("Enter at least %(min)s characters.")),
+    ("Longer than maximum length {max}.", lazy_gettext("Enter at most %(max)s characters.")),
+    ("Length must be between {min} and {max}.", lazy_gettext("Enter between %(min)s and %(max)s characters.")),
+    ("Must be one of: {choices}.", lazy_gettext("Choose one of: %(choices)s.")),
 )
 
 
@@ -129,15 +139,15 @@ _MESSAGE_TEXTS: tuple[tuple[str, Any], ...] = (
 def _message_patterns() -> tuple[tuple[re.Pattern[str], Any], ...]:
     def pattern(english: str) -> re.Pattern[str]:
         parts = re.split(r"\{(\w+)\}", english)
-        regex = "".join(re.escape(part) if index % 2 == 0 else f"(?P<{part}>[-+0-9.,]+)"
+        regex = "".join(re.escape(part) if index % 2 == 0 else f"(?P<{part}>.+?)"
                         for index, part in enumerate(parts))
         return re.compile(regex + r"\Z")
     return tuple((pattern(english), text) for english, text in _MESSAGE_TEXTS)
 
 
 def translate_message(message: str) -> str:
-    """A validation message of app.forms in the page's language (unchanged when it is no known one, or when the
-    page speaks English)."""
+    """A validation message of app.forms (or marshmallow's own) in the page's language; unchanged when it is no
+    known one, or when the page speaks English."""
     if current_locale() == LOCALES[0]:
         return message
     for pattern, text in _message_patterns():

@@ -23,6 +23,7 @@ from app.cases import service as cases
 from app.cases.models import INTAKE_CHANNELS, PRIORITIES, Case
 from app.engine import now
 from app.errors import InvalidDataError, NotFoundError, ProcessFailedError
+from app.forms import translate_message
 from app.inputs import Id
 from app.processes.service import startable_processes
 from app.registry import service as registry
@@ -146,11 +147,12 @@ def _intake_form(values: dict[str, Any], errors: dict[str, list[str]], status: i
 def _field_errors(messages: Any) -> dict[str, list[str]]:
     """Errors per form field as lists of text (service and schema errors alike)."""
     if not isinstance(messages, dict):
-        return {"_schema": [str(messages)]}
+        return {"_schema": [translate_message(str(messages))]}
     result: dict[str, list[str]] = {}
     for key, value in messages.items():
         name = "equipment_id" if key == "customer_id" else str(key)
-        result.setdefault(name, []).extend(value if isinstance(value, list) else [str(value)])
+        result.setdefault(name, []).extend(translate_message(str(message))
+                                           for message in (value if isinstance(value, list) else [value]))
     return result
 
 
