@@ -67,6 +67,14 @@ def ensure_assets() -> None:
     installed.touch()  # npm ci keeps the files' own dates: mark this install as newer than the lockfile
 
 
+def ensure_translations() -> None:
+    """Compile the pages' catalogues (app/translations/*/LC_MESSAGES/messages.po) into the .mo files Flask-Babel
+    reads, when missing or older than the .po; the .mo is never kept in the repository. With Babel, in the venv's
+    Python (the app does the same when it starts)."""
+    subprocess.run([str(BIN / "python"), "-c", "from app.i18n import compile_catalogues; compile_catalogues()"],
+                   cwd=ROOT, check=True)
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -113,6 +121,7 @@ def cmd_run(argv: list[str]) -> None:
     and the web server; Ctrl-C (or SIGTERM) stops them all."""
     ensure_venv()
     ensure_assets()
+    ensure_translations()
     children: list[subprocess.Popen[bytes]] = []
     redis: list[subprocess.Popen[bytes]] = []
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stop the children on SIGTERM too
@@ -150,6 +159,7 @@ def cmd_test(argv: list[str]) -> None:
     """Install the test extras, then lint, type-check, check import rules and run pytest."""
     ensure_venv("[test]")
     ensure_assets()
+    ensure_translations()
     _run(BIN / "ruff", "check", "app", "tests", "bench", "wsgi.py", "dev.py")
     _run(BIN / "lint-imports", "importlinter.ini")
     _run(BIN / "mypy", "app")

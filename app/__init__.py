@@ -61,6 +61,10 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 
     install_session_hooks()
 
+    from app.i18n import compile_catalogues
+
+    compile_catalogues()  # the .mo is built from the committed .po, never kept in the repository
+
     from app.forms import FormRegistry
 
     app.extensions["servicecase.forms"] = FormRegistry.load(Path(config["FORMS_DIR"]))

@@ -35,6 +35,7 @@ class Actor:
     username: str
     roles: frozenset[str]
     display_name: str = field(default="", compare=False)  # the full name pages show; may be empty
+    locale: str | None = field(default=None, compare=False)  # the pages' language the user chose, if any
 
     def has_role(self, *roles: str) -> bool:
         """True when the actor holds any of ``roles``."""
@@ -87,6 +88,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "timers.manage": frozenset({"admin"}),  # retry a failed timer, move the simulated clock
     "users.read": frozenset({"admin", "auditor"}),
     "users.manage": frozenset({"admin"}),  # create, set roles, disable, issue and revoke tokens
+    "users.own_locale": frozenset(ROLES),  # choose the language of one's own pages
 }
 # What each permission lets one do, in the words of a refusal ("… may not <this>").
 PERMISSION_WORDS = {
@@ -100,6 +102,7 @@ PERMISSION_WORDS = {
     "processes.deploy": "deploy process versions", "processes.edit": "edit process definitions",
     "timers.read": "read the timer queue", "timers.manage": "retry timers or move the clock",
     "users.read": "read users", "users.manage": "manage users and tokens",
+    "users.own_locale": "choose the language of their pages",
 }
 
 

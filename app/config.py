@@ -107,6 +107,8 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         # Normal ranges of the daily operating data (JSON, see app/readings/rules.py); outside them a day is
         # an anomaly on the monthly inspection.
         "READING_RULES": env.get("SERVICECASE_READING_RULES") or None,
+        # The pages' language for a visitor who chose none and whose browser asks for none we have (en, zh).
+        "DEFAULT_LOCALE": env.get("SERVICECASE_DEFAULT_LOCALE", "en"),
         "EMERGENCY_CONTACT": {
             "name": env.get("SERVICECASE_EMERGENCY_NAME", ""),
             "phone": env.get("SERVICECASE_EMERGENCY_PHONE", ""),
@@ -138,6 +140,8 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     if cfg["CLOCK"] not in ("system", "simulated"):
         raise ConfigError(f"SERVICECASE_CLOCK must be 'system' or 'simulated', not {cfg['CLOCK']!r}")
     cfg["TIME_ZONE"] = check_time_zone(cfg["TIME_ZONE"]).key
+    cfg["DEFAULT_LOCALE"] = check_locale(cfg["DEFAULT_LOCALE"])
+    cfg["BABEL_DEFAULT_LOCALE"] = cfg["DEFAULT_LOCALE"]
     if "SQLALCHEMY_ENGINE_OPTIONS" not in overrides:
         cfg["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(cfg["SQLALCHEMY_DATABASE_URI"])
     return cfg
@@ -153,6 +157,17 @@ def check_time_zone(name: Any) -> ZoneInfo:
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError(f"SERVICECASE_TIME_ZONE names no known time zone: {name!r} (use an IANA name such as "
                           "Asia/Shanghai or Europe/Berlin)") from None
+
+
+def check_locale(name: Any) -> str:
+    """One of the pages' languages (``en``, ``zh``); ConfigError naming the setting otherwise."""
+    from app.i18n import LOCALES
+
+    value = name.strip() if isinstance(name, str) else name
+    if value not in LOCALES:
+        raise ConfigError(f"SERVICECASE_DEFAULT_LOCALE must be one of {', '.join(LOCALES)} (the languages the pages "
+                          f"speak), not {name!r}")
+    return str(value)
 
 
 def engine_options(url: str) -> dict[str, Any]:

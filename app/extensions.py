@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask, current_app
+from flask_babel import Babel
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from redis import Redis
@@ -77,6 +78,7 @@ JSONData = JSON().with_variant(JSONB(), "postgresql")
 # Objects stay readable after commit: a request builds its response from what it just stored.
 db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 migrate = Migrate()
+babel = Babel()  # the pages' languages; bound by app.web with the locale choice of each request
 
 
 def new_redis_connection(app: Flask) -> Redis:

@@ -164,6 +164,8 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ("signin.sign_in_submit", "POST"): Entry(
         EVERYONE, lambda w: "/sign-in", lambda w: {"username": w.username, "password": PASSWORD}, public=True),
     ("signin.sign_out", "POST"): Entry(EVERYONE, lambda w: "/sign-out", _no_fields, public=True),
+    ("language.choose", "POST"): Entry(EVERYONE, lambda w: "/language", lambda w: {"locale": "en", "next": "/"},
+                                       public=True),  # every user chooses their own; anonymous: the cookie
     # the JSON API
     ("api_cases.Cases", "GET"): Entry(READERS, lambda w: "/api/cases"),
     ("api_cases.Cases", "POST"): Entry(OPENERS, lambda w: "/api/cases", _case_body),

@@ -13,7 +13,7 @@ from .definitions import (
     Option,
     UnknownFormError,
 )
-from .rendering import render_form_fields, render_form_readonly, render_markdown
+from .rendering import localized_title, render_form_fields, render_form_readonly, render_markdown, translate_message
 
 __all__ = [
     "FORM_FILE_SUFFIX",
@@ -25,7 +25,9 @@ __all__ = [
     "FormValidationError",
     "Option",
     "UnknownFormError",
+    "localized_title",
     "render_form_fields",
     "render_form_readonly",
     "render_markdown",
+    "translate_message",
 ]

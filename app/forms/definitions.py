@@ -101,6 +101,8 @@ _VALIDATION_TYPE_MESSAGES = {
 }
 
 _COMMON_PROPERTIES = frozenset({"type", "id", "label", "layout", "properties"})
+# Texts a form may also carry in another language of the pages, beside the plain (English) one: "label@zh".
+TRANSLATABLE_PROPERTIES = frozenset({"label", "description", "text", "dateLabel", "timeLabel", "title"})
 _INPUT_PROPERTIES = frozenset(
     {"key", "description", "validate", "defaultValue", "readonly", "disabled", "conditional"}
 )
@@ -177,6 +179,7 @@ class Option:
 
     value: str
     label: str
+    source: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)  # with any "label@zh"
 
 
 @dataclass(frozen=True)
@@ -277,6 +280,28 @@ class _ParseContext:
 # --------------------------------------------------------------------------------------------------
 
 
+def _translation_problem(raw: Mapping[str, Any], prop: str, allowed: frozenset[str]) -> str | None:
+    """What is wrong with a ``"label@zh"``-style property, or None when it is a text in a language the pages
+    speak beside an allowed translatable property."""
+    from app.i18n import LOCALES
+
+    base, _, locale = prop.partition("@")
+    if base not in TRANSLATABLE_PROPERTIES or base not in allowed:
+        which = ", ".join(sorted(TRANSLATABLE_PROPERTIES & allowed)) or "no property here"
+        return f"unknown property {prop!r}: only {which} may carry a translation"
+    if locale == LOCALES[0]:
+        return f"{prop!r}: the plain {base!r} is the {locale} text already; write it there"
+    if locale not in LOCALES[1:]:
+        return (f"{prop!r} names the language {locale!r}, which the pages do not speak; a translation may be in "
+                f"{', '.join(LOCALES[1:])} (the plain {base!r} is the {LOCALES[0]} text)")
+    value = raw.get(prop)
+    if not isinstance(value, str) or not value.strip():
+        return f"'{prop}' must be non-empty text"
+    if value.startswith("="):
+        return f"'{prop}' is a FEEL expression; expressions are not supported"
+    return None
+
+
 def _plain_text(raw: Mapping[str, Any], prop: str) -> str:
     """Read an optional text property; FEEL expressions cannot be evaluated here."""
     value = raw.get(prop)
@@ -329,8 +354,11 @@ def _parse_options(raw: Mapping[str, Any]) -> tuple[Option, ...]:
             raise _Problem(f"values[{index}].label must be text")
         if item["value"] in seen:
             raise _Problem(f"values[{index}]: the value {item['value']!r} appears twice")
+        for prop in item:
+            if "@" in prop and (problem := _translation_problem(item, prop, frozenset({"label"}))) is not None:
+                raise _Problem(f"values[{index}]: {problem}")
         seen.add(item["value"])
-        options.append(Option(value=item["value"], label=label or item["value"]))
+        options.append(Option(value=item["value"], label=label or item["value"], source=item))
     return tuple(options)
 
 
@@ -371,7 +399,10 @@ def _parse_component(raw: Any, location: str, ctx: _ParseContext, *, in_list: bo
     allowed = _COMMON_PROPERTIES | _TYPE_PROPERTIES[type_]
     for prop in raw:
         if prop not in allowed:
-            raise _Problem(f"unknown property {prop!r} for a {type_}")
+            if "@" in prop and (problem := _translation_problem(raw, prop, allowed)) is not None:
+                raise _Problem(problem)
+            if "@" not in prop:
+                raise _Problem(f"unknown property {prop!r} for a {type_}")
     for prop, reason in _REFUSED_WHEN_SET.items():
         if prop in allowed and _is_set(raw.get(prop)):
             raise _Problem(reason)
@@ -1036,6 +1067,13 @@ class FormDefinition:
         title = source.get("title")
         if title is not None and (not isinstance(title, str) or not title.strip()):
             ctx.problems.append(f"{filename}: 'title' must be non-empty text")
+        for prop in source:
+            if isinstance(prop, str) and "@" in prop:
+                if prop.partition("@")[0] != "title":
+                    ctx.problems.append(f"{filename}: unknown property {prop!r}: only 'title' may carry a "
+                                        "translation at the top of a form")
+                elif (problem := _translation_problem(source, prop, frozenset({"title"}))) is not None:
+                    ctx.problems.append(f"{filename}: {problem}")
         raw_components = source.get("components")
         components: list[Component] = []
         if not isinstance(raw_components, list):

@@ -16,10 +16,13 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from flask_babel import gettext, lazy_gettext, ngettext
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup, escape
 
-from .definitions import PLACEHOLDER, STATIC_TYPES, Component, FormDefinition
+from app.i18n import LOCALES, current_locale
+
+from .definitions import PLACEHOLDER, STATIC_TYPES, Component, FormDefinition, Option
 
 TEMPLATE = "forms/_form_fields.html"
 # Enough blank rows for a browser without JavaScript to record a typical parts list in one go.
@@ -29,14 +32,128 @@ NOSCRIPT_EXTRA_ROWS = 3
 @functools.cache
 def _environment() -> Environment:
     """The Jinja environment of this package (built on first use, not at import)."""
-    return Environment(
+    env = Environment(
         loader=PackageLoader("app.forms", "templates"),
         autoescape=True,
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=False,
+        extensions=["jinja2.ext.i18n"],
     )
+    # The page's language (Flask-Babel's, looked up at each call): the form's own words come from its
+    # "label@zh" texts, the words of this package's template from the catalogue.
+    env.install_gettext_callables(gettext, ngettext, newstyle=True)  # type: ignore[attr-defined]
+    env.globals["option_label"] = option_label
+    return env
+
+
+def translated(source: Mapping[str, Any], prop: str) -> str | None:
+    """The form definition's text of ``prop`` in the page's language (``"label@zh"``), if it has one; None for
+    the plain (English) language or a text without a translation."""
+    locale = current_locale()
+    if locale == LOCALES[0]:
+        return None
+    value = source.get(f"{prop}@{locale}")
+    return value if isinstance(value, str) and value.strip() else None
+
+
+def component_text(component: Component, prop: str) -> str:
+    """A component's label, description or text in the page's language, falling back to the plain one."""
+    return translated(component.source, prop) or str(getattr(component, prop, "") or "")
+
+
+def component_label(component: Component) -> str:
+    """The label to show in the page's language; falls back like Component.display_label."""
+    label = translated(component.source, "label")
+    if label:
+        return label
+    if not component.label and component.type == "datetime":
+        prop = "timeLabel" if component.subtype == "time" else "dateLabel"
+        if fallback := translated(component.source, prop):
+            return fallback
+    return component.display_label
+
+
+def option_label(option: Option) -> str:
+    """An option's label in the page's language (its ``"label@zh"``), falling back to the plain one."""
+    return translated(option.source, "label") or option.label
+
+
+def localized_title(form: FormDefinition) -> str:
+    """The form's title in the page's language (``"title@zh"`` at the top of the file), else its title."""
+    return translated(form.source, "title") or form.title
+
+
+# The validation messages of app.forms.definitions (in English: the API answers with them) as a page shows them
+# in its language. One table: the English pattern, and the translated sentence with the same placeholders.
+_MESSAGE_TEXTS: tuple[tuple[str, Any], ...] = (
+    ("This field is required.", lazy_gettext("This field is required.")),
+    ("This field is not part of the form.", lazy_gettext("This field is not part of the form.")),
+    ("Enter text.", lazy_gettext("Enter text.")),
+    ("Remove the NUL character; it cannot be stored.", lazy_gettext("Remove the NUL character; it cannot be stored.")),
+    ("Remove the invalid character (a lone surrogate); it cannot be stored.",
+     lazy_gettext("Remove the invalid character (a lone surrogate); it cannot be stored.")),
+    ("Enter a single line of text.", lazy_gettext("Enter a single line of text.")),
+    ("Enter at least {n} characters.", lazy_gettext("Enter at least %(n)s characters.")),
+    ("Enter at most {n} characters (this has {m}).", lazy_gettext("Enter at most %(n)s characters (this has %(m)s).")),
+    ("Enter a valid e-mail address.", lazy_gettext("Enter a valid e-mail address.")),
+    ("Enter a valid telephone number.", lazy_gettext("Enter a valid telephone number.")),
+    ("This does not match the expected format.", lazy_gettext("This does not match the expected format.")),
+    ("This number is too large.", lazy_gettext("This number is too large.")),
+    ("Enter a whole number.", lazy_gettext("Enter a whole number.")),
+    ("Use at most {n} decimal places.", lazy_gettext("Use at most %(n)s decimal places.")),
+    ("Enter a number of at least {n}.", lazy_gettext("Enter a number of at least %(n)s.")),
+    ("Enter a number of at most {n}.", lazy_gettext("Enter a number of at most %(n)s.")),
+    ("Enter a number in steps of {n}.", lazy_gettext("Enter a number in steps of %(n)s.")),
+    ("Enter a number.", lazy_gettext("Enter a number.")),
+    ("Choose one of the listed options.", lazy_gettext("Choose one of the listed options.")),
+    ("Choose at least one option.", lazy_gettext("Choose at least one option.")),
+    ("Choose from the listed options.", lazy_gettext("Choose from the listed options.")),
+    ("Choose only from the listed options.", lazy_gettext("Choose only from the listed options.")),
+    ("Tick this box to continue.", lazy_gettext("Tick this box to continue.")),
+    ("Must be true or false.", lazy_gettext("Must be true or false.")),
+    ("Enter a date as YYYY-MM-DD.", lazy_gettext("Enter a date as YYYY-MM-DD.")),
+    ("Enter a time as HH:MM.", lazy_gettext("Enter a time as HH:MM.")),
+    ("Enter a date and time, for example 2025-03-01T14:30:00+00:00.",
+     lazy_gettext("Enter a date and time, for example 2025-03-01T14:30:00+00:00.")),
+    ("Include a timezone offset, for example +00:00 for UTC.",
+     lazy_gettext("Include a timezone offset, for example +00:00 for UTC.")),
+    ("Enter at most {n} rows.", lazy_gettext("Enter at most %(n)s rows.")),
+    ("Enter at least {n} row.", lazy_gettext("Enter at least 1 row.")),
+    ("Enter at least {n} rows.", lazy_gettext("Enter at least %(n)s rows.")),
+    # marshmallow's own, which the pages' forms (the new-case form) show too
+    ("Missing data for required field.", lazy_gettext("This field is required.")),
+    ("Field may not be null.", lazy_gettext("This field is required.")),
+    ("Not a valid string.", lazy_gettext("Enter text.")),
+    ("Not a valid integer.", lazy_gettext("Enter a whole number.")),
+    ("Invalid value.", lazy_gettext("Invalid value.")),
+    ("Shorter than minimum length {min}.", lazy_gettext("Enter at least %(min)s characters.")),
+    ("Longer than maximum length {max}.", lazy_gettext("Enter at most %(max)s characters.")),
+    ("Length must be between {min} and {max}.", lazy_gettext("Enter between %(min)s and %(max)s characters.")),
+    ("Must be one of: {choices}.", lazy_gettext("Choose one of: %(choices)s.")),
+)
+
+
+@functools.cache
+def _message_patterns() -> tuple[tuple[re.Pattern[str], Any], ...]:
+    def pattern(english: str) -> re.Pattern[str]:
+        parts = re.split(r"\{(\w+)\}", english)
+        regex = "".join(re.escape(part) if index % 2 == 0 else f"(?P<{part}>.+?)"
+                        for index, part in enumerate(parts))
+        return re.compile(regex + r"\Z")
+    return tuple((pattern(english), text) for english, text in _MESSAGE_TEXTS)
+
+
+def translate_message(message: str) -> str:
+    """A validation message of app.forms (or marshmallow's own) in the page's language; unchanged when it is no
+    known one, or when the page speaks English."""
+    if current_locale() == LOCALES[0]:
+        return message
+    for pattern, text in _message_patterns():
+        if found := pattern.match(message):
+            return str(text) % found.groupdict() if found.groupdict() else str(text)
+    return message
 
 
 @dataclass
@@ -53,6 +170,7 @@ class FieldView:
     attrs: list[tuple[str, str]] = field(default_factory=list)
     input_type: str = "text"
     required: bool = False
+    description: str = ""  # the component's description in the page's language
     children: list[FieldView] = field(default_factory=list)
     rows: list[RowView] = field(default_factory=list)
     noscript_rows: list[RowView] = field(default_factory=list)
@@ -72,7 +190,7 @@ class FieldView:
     def described_by(self) -> str:
         """The aria-describedby value: description and error, where present."""
         ids = []
-        if self.component.description:
+        if self.description:
             ids.append(self.description_id)
         if self.errors:
             ids.append(self.error_id)
@@ -94,12 +212,12 @@ def _messages(errors: Any) -> list[str]:
     if errors is None:
         return []
     if isinstance(errors, str):
-        return [errors]
+        return [translate_message(errors)]
     if isinstance(errors, Mapping):
         return [m for value in errors.values() for m in _messages(value)]
     if isinstance(errors, list | tuple):
         return [m for value in errors for m in _messages(value)]
-    return [str(errors)]
+    return [translate_message(str(errors))]
 
 
 def _normalise_errors(errors: Any) -> Any:
@@ -194,9 +312,9 @@ def _input_attrs(component: Component) -> tuple[str, list[tuple[str, str]]]:
 
 def _label(component: Component) -> str:
     """The visible label; datetime fields say which zone their clock shows."""
-    label = component.display_label
+    label = component_label(component)
     if component.type == "datetime" and component.subtype == "datetime":
-        label = f"{label} (UTC)"
+        label = gettext("%(label)s (UTC)", label=label)
     return label
 
 
@@ -214,7 +332,8 @@ def _build(
     for c in components:
         if c.type in STATIC_TYPES:
             views.append(
-                FieldView(component=c, name="", id="", label=c.label, html_text=render_markdown(c.text))
+                FieldView(component=c, name="", id="", label=component_text(c, "label"),
+                          html_text=render_markdown(component_text(c, "text")))
             )
             continue
         if c.type == "group":
@@ -235,7 +354,7 @@ def _build(
                 children = _build(c.children, values, errors, prefix=prefix, id_prefix=id_prefix, blank=blank)
             views.append(
                 FieldView(
-                    component=c, name=name, id=_html_id(id_prefix, name), label=c.label,
+                    component=c, name=name, id=_html_id(id_prefix, name), label=component_text(c, "label"),
                     errors=own_errors, children=children,
                 )
             )
@@ -250,6 +369,7 @@ def _build(
         view = FieldView(
             component=c, name=name, id=_html_id(id_prefix, name), label=_label(c), value=value,
             errors=_messages(errors.get(c.key or "")), attrs=attrs, input_type=input_type, required=required,
+            description=component_text(c, "description"),
         )
         if c.type == "checklist":
             chosen = value if isinstance(value, list | tuple) else []
@@ -276,7 +396,7 @@ def _build_list(
     list_errors = errors.get(c.path or "")
     row_errors = list_errors if isinstance(list_errors, Mapping) else {}
     view = FieldView(
-        component=c, name=name, id=_html_id(id_prefix, name), label=c.label,
+        component=c, name=name, id=_html_id(id_prefix, name), label=component_text(c, "label"),
         errors=[] if isinstance(list_errors, Mapping) else _messages(list_errors),
     )
 
@@ -453,14 +573,14 @@ def _readonly_display(component: Component, value: Any) -> str | Markup:
     if value is None or value == "" or value == []:
         return ""
     if c.type == "checkbox":
-        return "Yes" if value is True else "No"
+        return gettext("Yes") if value is True else gettext("No")
     if c.type in ("select", "radio"):
-        labels = {o.value: o.label for o in c.options}
+        labels = {o.value: option_label(o) for o in c.options}
         return labels.get(value, str(value))
     if c.type == "checklist":
-        labels = {o.value: o.label for o in c.options}
+        labels = {o.value: option_label(o) for o in c.options}
         items = value if isinstance(value, list | tuple) else [value]
-        return ", ".join(labels.get(item, str(item)) for item in items)
+        return gettext(", ").join(labels.get(item, str(item)) for item in items)
     if c.type == "number":
         return _plain_number(value, c)
     if c.type == "datetime" and c.subtype == "datetime":
@@ -480,10 +600,11 @@ def _build_readonly(components: Sequence[Component], values: Mapping[str, Any]) 
         if c.type == "group":
             sub = values.get(c.path) if c.path else values
             children = _build_readonly(c.children, sub if isinstance(sub, Mapping) else {})
-            views.append(FieldView(component=c, name=c.path or "", id="", label=c.label, children=children))
+            views.append(FieldView(component=c, name=c.path or "", id="", label=component_text(c, "label"),
+                                   children=children))
         elif c.type == "dynamiclist":
             rows = values.get(c.path or "")
-            view = FieldView(component=c, name=c.path or "", id="", label=c.label or c.display_label)
+            view = FieldView(component=c, name=c.path or "", id="", label=component_label(c))
             for index, row in enumerate(rows if isinstance(rows, list | tuple) else []):
                 row_children = _build_readonly(c.children, row if isinstance(row, Mapping) else {})
                 view.rows.append(RowView(index=index, id="", children=row_children))
@@ -492,7 +613,7 @@ def _build_readonly(components: Sequence[Component], values: Mapping[str, Any]) 
             value = values.get(c.key or "")
             views.append(
                 FieldView(
-                    component=c, name=c.key or "", id="", label=c.display_label, value=value,
+                    component=c, name=c.key or "", id="", label=component_label(c), value=value,
                     display=_readonly_display(c, value),
                 )
             )

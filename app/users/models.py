@@ -25,6 +25,7 @@ class User(db.Model):  # type: ignore[name-defined,misc]
     last_sign_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # last successful sign-in
     # Sessions carry the generation they began in; raising it (sign-out, disabling) ends them all.
     session_generation: Mapped[int] = mapped_column(default=0, server_default="0")
+    locale: Mapped[str | None] = mapped_column(String(10))  # the language the user chose for pages (en, zh), or None
 
     roles: Mapped[list[UserRole]] = relationship(back_populates="user", cascade="all, delete-orphan",
                                                  lazy="selectin", order_by="UserRole.role")

@@ -21,6 +21,7 @@ from app.auth import RESERVED_NAMES, ROLE_NAMES, ROLES, Actor, AuthenticationErr
 from app.engine import now
 from app.errors import ConflictError, InvalidDataError, NotFoundError
 from app.extensions import db
+from app.i18n import LOCALES
 from app.users.models import ApiToken, User, UserEvent, UserRole
 
 ANONYMOUS = Actor("anonymous", frozenset())  # who a failed sign-in's event names as its actor
@@ -170,9 +171,27 @@ def set_roles(*, username: str, roles: Iterable[str], actor: Actor) -> User:
     return user
 
 
+def set_locale(*, actor: Actor, locale: str) -> User:
+    """The signed-in user chooses the language of their own pages (one of app.i18n.LOCALES); recorded as
+    ``user_locale_set``. Choosing the language already chosen records nothing."""
+    require(actor, "users.own_locale")
+    if locale not in LOCALES:
+        raise InvalidDataError(f"the language {locale!r} is not one the pages speak; choose one of "
+                               f"{', '.join(LOCALES)}", errors={"locale": [f"must be one of {', '.join(LOCALES)}"]})
+    user = get_user(username=actor.username)
+    previous = user.locale
+    if previous == locale:
+        return user
+    user.locale = locale
+    _record(type="user_locale_set", username=user.username, actor=actor,
+            payload={"locale": locale, "previous": previous})
+    db.session.flush()
+    return user
+
+
 def actor_for(user: User) -> Actor:
     """The actor a user acts as: their name and roles."""
-    return Actor(user.username, frozenset(user.role_names), user.display_name)
+    return Actor(user.username, frozenset(user.role_names), user.display_name, user.locale)
 
 
 # The demo users of a development installation: one per role, with the name of the role.
@@ -247,11 +266,11 @@ def session_actor(*, user_id: int, generation: int) -> Actor | None:
     """The actor of a signed-in session: the user with the roles they hold now; None when the user is gone or
     disabled or the session's generation is over (signed out, disabled). One indexed query."""
     rows = db.session.execute(
-        select(User.username, User.display_name, User.disabled, User.session_generation, UserRole.role)
+        select(User.username, User.display_name, User.disabled, User.session_generation, User.locale, UserRole.role)
         .outerjoin(UserRole, UserRole.user_id == User.id).where(User.id == user_id)).all()
     if not rows or rows[0].disabled or rows[0].session_generation != generation:
         return None
-    return Actor(rows[0].username, _roles_of(rows), rows[0].display_name)
+    return Actor(rows[0].username, _roles_of(rows), rows[0].display_name, rows[0].locale)
 
 
 def _digest(secret: str) -> str:
@@ -310,7 +329,7 @@ def authenticate_token(*, token: str) -> Actor:
     public_id, secret = _parse_token(token)
     rows = db.session.execute(
         select(ApiToken.id, ApiToken.secret_hash, ApiToken.revoked_at, ApiToken.last_used_at, User.username,
-               User.display_name, User.disabled, UserRole.role)
+               User.display_name, User.disabled, User.locale, UserRole.role)
         .join(User, ApiToken.user_id == User.id).outerjoin(UserRole, UserRole.user_id == User.id)
         .where(ApiToken.public_id == public_id)).all()
     if not rows or not hmac.compare_digest(rows[0].secret_hash, _digest(secret)):
@@ -324,4 +343,4 @@ def authenticate_token(*, token: str) -> Actor:
     if found.last_used_at is None or abs(moment - found.last_used_at) >= TOUCH_INTERVAL:  # a reset clock too
         db.session.execute(update(ApiToken).where(ApiToken.id == found.id).values(last_used_at=moment)
                            .execution_options(synchronize_session=False))
-    return Actor(found.username, _roles_of(rows), found.display_name)
+    return Actor(found.username, _roles_of(rows), found.display_name, found.locale)

@@ -55,6 +55,7 @@ def register_web(app: Flask) -> None:
     """Register the page blueprints, their filters, sign-in, CSRF check and error pages."""
     from app.web.admin import bp as admin_bp
     from app.web.cases import bp as cases_bp
+    from app.web.i18n import install_languages
     from app.web.intake import new as _intake_page  # noqa: F401  (adds /cases/new to the cases blueprint)
     from app.web.signin import bp as signin_bp
     from app.web.signin import install_sign_in
@@ -66,6 +67,7 @@ def register_web(app: Flask) -> None:
     csrf.init_app(app)  # checked by the page blueprints' hook (WTF_CSRF_CHECK_DEFAULT is off)
     app.before_request(_forget_cached_csrf_token)
     install_sign_in(app)
+    install_languages(app)
     app.register_blueprint(assets)
     for blueprint in (signin_bp, worklist_bp, cases_bp, tasks_bp, admin_bp, vendor_bp):
         app.register_blueprint(blueprint)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext
 from werkzeug.wrappers import Response
 
 from app.auth import ROLE_NAMES, ROLES
@@ -37,7 +38,7 @@ def retry(timer_id: int) -> Response:
     """Put a failed timer back to waiting so it fires again."""
     with unit_of_work():
         timers.retry_timer(timer_id=timer_id, actor=current_actor())
-    flash(f"Timer {timer_id} will fire again.", "success")
+    flash(gettext("Timer %(id)s will fire again.", id=timer_id), "success")
     return redirect(url_for("admin.timers_page"))
 
 
@@ -48,11 +49,14 @@ def advance_clock() -> Response:
     try:
         delta = parse_duration(text)
     except (ValueError, OverflowError) as exc:  # OverflowError: more days than a timedelta holds
-        flash(str(exc) if isinstance(exc, ValueError) else f"{text!r} is far too long a duration", "error")
+        flash(gettext("cannot read %(text)s as a duration; write e.g. 25h, 90m, 2d, 1d2h or PT25H", text=repr(text))
+              if isinstance(exc, ValueError) else gettext("%(text)s is far too long a duration", text=repr(text)),
+              "error")
         return redirect(url_for("admin.timers_page"))
     # The clock moves in a transaction of its own and each due timer fires in its own (not one unit of work).
     moved_to, fired = clock_flow.advance_clock(by=delta, actor=current_actor())
-    flash(f"The clock moved to {moved_to:%Y-%m-%d %H:%M} UTC; {len(fired)} timer(s) fired.", "success")
+    flash(gettext("The clock moved to %(time)s UTC; %(count)s timer(s) fired.", time=f"{moved_to:%Y-%m-%d %H:%M}",
+                  count=len(fired)), "success")
     return redirect(url_for("admin.timers_page"))
 
 
@@ -82,7 +86,7 @@ def _change(change: Callable[[], str], *, values: dict[str, object] | None = Non
 def _form_username() -> str:
     name = request.form.get("username", "").strip()
     if not name:
-        abort(400, description="The form did not say which user (the field 'username' is empty).")
+        abort(400, description=gettext("The form did not say which user (the field 'username' is empty)."))
     return name
 
 
@@ -103,7 +107,8 @@ def create_user() -> ResponseReturnValue:
         user = users.create_user(username=str(values["username"]), password=request.form.get("password", ""),
                                  roles=request.form.getlist("roles"), display_name=str(values["display_name"]),
                                  actor=current_actor())
-        return f"Created user {user.username} with roles {', '.join(user.role_names) or 'none'}."
+        return gettext("Created user %(user)s with roles %(roles)s.", user=user.username,
+                       roles=", ".join(user.role_names) or gettext("none"))
 
     return _change(change, values=values)
 
@@ -115,7 +120,8 @@ def set_roles() -> ResponseReturnValue:
 
     def change() -> str:
         user = users.set_roles(username=name, roles=request.form.getlist("roles"), actor=current_actor())
-        return f"{user.username} now holds: {', '.join(user.role_names) or 'no roles'}."
+        return gettext("%(user)s now holds: %(roles)s.", user=user.username,
+                       roles=", ".join(user.role_names) or gettext("no roles"))
 
     return _change(change)
 
@@ -124,7 +130,8 @@ def set_roles() -> ResponseReturnValue:
 def disable_user() -> ResponseReturnValue:
     """Disable a user: no sign-in, no token, and their sessions end."""
     name = _form_username()
-    return _change(lambda: f"Disabled {users.disable_user(username=name, actor=current_actor()).username}.")
+    return _change(lambda: gettext("Disabled %(user)s.",
+                                   user=users.disable_user(username=name, actor=current_actor()).username))
 
 
 @bp.post("/users/tokens")
@@ -147,5 +154,6 @@ def revoke_token() -> ResponseReturnValue:
     """Revoke an API token by its id."""
     token_id = request.form.get("token_id", "").strip()
     if not token_id:
-        abort(400, description="The form did not say which token (the field 'token_id' is empty).")
-    return _change(lambda: f"Revoked token {users.revoke_token(token_id=token_id, actor=current_actor()).public_id}.")
+        abort(400, description=gettext("The form did not say which token (the field 'token_id' is empty)."))
+    return _change(lambda: gettext("Revoked token %(token)s.",
+                                   token=users.revoke_token(token_id=token_id, actor=current_actor()).public_id))

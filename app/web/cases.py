@@ -9,6 +9,7 @@ from typing import Any
 
 from flask import Response, abort, flash, redirect, render_template, request, send_file, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext, lazy_gettext
 from markupsafe import Markup
 
 from app.attachments import service as attachments
@@ -19,19 +20,29 @@ from app.cases.models import CASE_STATUSES
 from app.engine import now
 from app.flows import steps
 from app.flows.diagram import STATE_WORDS
-from app.forms import render_form_readonly
+from app.forms import localized_title, render_form_readonly
 from app.processes.service import list_processes
 from app.tasks.service import forms
 from app.uow import unit_of_work
 from app.web import vendor
 from app.web.common import Pagination, current_actor, load_query, page_blueprint
-from app.web.filters import SUMMARY_LABELS, deadline_outcome, format_duration, format_utc, humanize, role_name
+from app.web.filters import (
+    ATTACHMENT_TYPE_WORDS,
+    CHANNEL_WORDS,
+    DIAGRAM_STATE_WORDS,
+    PRIORITY_WORDS,
+    SUMMARY_LABELS,
+    deadline_outcome,
+    format_duration,
+    format_utc,
+    humanize,
+    role_name,
+)
 from app.web.schemas import CaseListQuerySchema
 
 bp = page_blueprint("cases", __name__, url_prefix="/cases")
 
-CHANNEL_WORDS = {"phone": "Telephone", "email": "E-mail", "fax": "Fax", "web": "Web"}
-PRIORITY_WORDS = {"normal": "Normal", "high": "High", "emergency": "Emergency (first-level fault)"}
+__all__ = ["CHANNEL_WORDS", "PRIORITY_WORDS", "bp"]  # the words are app.web.filters', in the page's language
 
 
 @bp.get("")
@@ -62,36 +73,38 @@ def _details(event: CaseEvent) -> list[tuple[str, str]]:
     """The few payload facts worth a line in the history, in words."""
     p = event.payload or {}
     if event.type == "case_opened":
-        return [("Number", str(p.get("number", ""))),
-                ("Process", f"{p.get('process_id', '')} v{p.get('process_version', '')}"),
-                ("Customer's notice", format_utc(p.get("reported_at"))),
-                ("Channel", CHANNEL_WORDS.get(str(p.get("channel")), str(p.get("channel", "")))),
-                ("Priority", PRIORITY_WORDS.get(str(p.get("priority")), humanize(p.get("priority"))))]
+        return [(gettext("Number"), str(p.get("number", ""))),
+                (gettext("Process"), f"{p.get('process_id', '')} v{p.get('process_version', '')}"),
+                (gettext("Customer's notice"), format_utc(p.get("reported_at"))),
+                (gettext("Channel"), str(CHANNEL_WORDS.get(str(p.get("channel")), str(p.get("channel", ""))))),
+                (gettext("Priority"), str(PRIORITY_WORDS.get(str(p.get("priority")), humanize(p.get("priority")))))]
     if event.type == "task_ready":
-        rows = [("Task", str(p.get("name", ""))), ("Role", role_name(p.get("role")))]
+        rows = [(gettext("Task"), str(p.get("name", ""))), (gettext("Role"), role_name(p.get("role")))]
         if p.get("due_at"):
-            rows.append(("Due", format_utc(p.get("due_at"))))
+            rows.append((gettext("Due"), format_utc(p.get("due_at"))))
         return rows
     if event.type == "task_claimed":
-        rows = [("Task", str(p.get("name", "")))]
+        rows = [(gettext("Task"), str(p.get("name", "")))]
         if p.get("previous"):
-            rows.append(("Taken over from", str(p["previous"])))
+            rows.append((gettext("Taken over from"), str(p["previous"])))
         return rows
     if event.type in ("task_released", "task_assigned"):
-        return [("Task", str(p.get("name", ""))), ("Previous assignee", str(p.get("previous") or "—")),
-                ("Assigned to", str(p.get("assignee") or "— (back in the queue)"))]
+        return [(gettext("Task"), str(p.get("name", ""))),
+                (gettext("Previous assignee"), str(p.get("previous") or "—")),
+                (gettext("Assigned to"), str(p.get("assignee") or gettext("— (back in the queue)")))]
     if event.type == "task_completed" and (kept := deadline_outcome(p.get("deadline"))):
-        return [("Task", str(p.get("name", ""))), ("Deadline", kept)]
+        return [(gettext("Task"), str(p.get("name", ""))), (gettext("Deadline"), kept)]
     if event.type in ("task_completed", "task_cancelled"):
-        return [("Task", str(p.get("name", "")))]
+        return [(gettext("Task"), str(p.get("name", "")))]
     if event.type.startswith("timer_"):
-        return [("Deadline", str(p.get("name", ""))), ("Due", format_utc(p.get("due_at")))]
+        return [(gettext("Deadline"), str(p.get("name", ""))), (gettext("Due"), format_utc(p.get("due_at")))]
     if event.type == "case_closed":
-        return [("Outcome", humanize(p.get("outcome")))]
+        return [(gettext("Outcome"), humanize(p.get("outcome")))]
     if event.type == "attachment_added":
-        return [("File", str(p.get("filename", ""))),
-                ("Type", attachments.ALLOWED_TYPES.get(str(p.get("content_type")), str(p.get("content_type", "")))),
-                ("Size", attachments.size_words(int(p.get("size_bytes") or 0)))]
+        return [(gettext("File"), str(p.get("filename", ""))),
+                (gettext("Type"), str(ATTACHMENT_TYPE_WORDS.get(str(p.get("content_type")),
+                                                                str(p.get("content_type", ""))))),
+                (gettext("Size"), attachments.size_words(int(p.get("size_bytes") or 0)))]
     return []
 
 
@@ -105,26 +118,27 @@ def _record(event: CaseEvent) -> tuple[Markup | None, str | None]:
     registry = forms()
     if isinstance(key, str) and key in registry:
         form = registry.get(key)
-        return render_form_readonly(form, data), form.title
+        return render_form_readonly(form, data), localized_title(form)
     if not data:
         return None, None
     rows = Markup("").join(Markup("<dt>{}</dt><dd>{}</dd>").format(k, humanize(v)) for k, v in data.items())
-    return Markup('<dl class="form-readonly">{}</dl>').format(rows), key or "Submitted data"
+    return Markup('<dl class="form-readonly">{}</dl>').format(rows), key or gettext("Submitted data")
 
 
-ACTOR_WORDS = {"system": "the system", "timer": "the timer"}  # the reserved actors, as the history names them
+# The reserved actors, as the history names them.
+ACTOR_WORDS = {"system": lazy_gettext("the system"), "timer": lazy_gettext("the timer")}
 
 
 def actor_words(actor: str | None) -> str:
     """Who acted, in words: a user's name, or what the system's own actors are."""
-    return ACTOR_WORDS.get(actor or "", actor or "someone unknown")
+    return str(ACTOR_WORDS.get(actor or "", actor or gettext("someone unknown")))
 
 
 def _late_words(late_by_ms: Any) -> str:
     """``, 5 min late`` for a deadline that fired after its due time (a stopped worker, a late entry)."""
     if not isinstance(late_by_ms, int) or late_by_ms < 60_000:
         return ""
-    return f", {format_duration(timedelta(milliseconds=late_by_ms))} after it was due"
+    return gettext(", %(span)s after it was due", span=format_duration(timedelta(milliseconds=late_by_ms)))
 
 
 def event_sentence(event: CaseEvent, record_title: str | None = None) -> str:
@@ -134,40 +148,48 @@ def event_sentence(event: CaseEvent, record_title: str | None = None) -> str:
     who = actor_words(event.actor)
     name = str(p.get("name") or p.get("task_spec") or "")
     if event.type == "case_opened":
-        channel = CHANNEL_WORDS.get(str(p.get("channel")), humanize(p.get("channel"))).lower()
-        return f"Case {p.get('number', '')} opened by {who} from a report by {channel}".replace("  ", " ")
+        channel = str(CHANNEL_WORDS.get(str(p.get("channel")), humanize(p.get("channel")))).lower()
+        return gettext("Case %(number)s opened by %(who)s from a report by %(channel)s", number=p.get("number", ""),
+                       who=who, channel=channel).replace("  ", " ")
     if event.type == "task_ready":
-        return f"Task '{name}' ready for the {role_name(p.get('role')).lower()}"
+        return gettext("Task '%(task)s' ready for the %(role)s", task=name, role=role_name(p.get("role")).lower())
     if event.type == "task_claimed":
-        taken = f", taking it over from {p['previous']}" if p.get("previous") else ""
-        return f"Task '{name}' claimed by {who}{taken}"
+        if p.get("previous"):
+            return gettext("Task '%(task)s' claimed by %(who)s, taking it over from %(previous)s", task=name,
+                           who=who, previous=p["previous"])
+        return gettext("Task '%(task)s' claimed by %(who)s", task=name, who=who)
     if event.type == "task_released":
-        return f"Task '{name}' released by {who}: back in the queue"
+        return gettext("Task '%(task)s' released by %(who)s: back in the queue", task=name, who=who)
     if event.type == "task_assigned":
-        return f"Task '{name}' assigned to {actor_words(p.get('assignee'))} by {who}"
+        return gettext("Task '%(task)s' assigned to %(assignee)s by %(who)s", task=name,
+                       assignee=actor_words(p.get("assignee")), who=who)
     if event.type == "task_completed":
         if record_title:
-            return f"{record_title} recorded by {who} (task '{name}')"
-        return f"Task '{name}' completed by {who}"
+            return gettext("%(record)s recorded by %(who)s (task '%(task)s')", record=record_title, who=who, task=name)
+        return gettext("Task '%(task)s' completed by %(who)s", task=name, who=who)
     if event.type == "task_cancelled":
-        return f"Task '{name}' cancelled by the process (a deadline or another path ended it)"
+        return gettext("Task '%(task)s' cancelled by the process (a deadline or another path ended it)", task=name)
     if event.type == "timer_scheduled":
-        return f"Deadline '{name}' scheduled, due {format_utc(p.get('due_at'))}"
+        return gettext("Deadline '%(deadline)s' scheduled, due %(time)s", deadline=name,
+                       time=format_utc(p.get("due_at")))
     if event.type == "timer_fired":
-        return f"Deadline '{name}' reached{_late_words(p.get('late_by_ms'))}"
+        return gettext("Deadline '%(deadline)s' reached", deadline=name) + _late_words(p.get("late_by_ms"))
     if event.type == "timer_cancelled":
-        return f"Deadline '{name}' cleared: the work it guarded ended before it was due"
+        return gettext("Deadline '%(deadline)s' cleared: the work it guarded ended before it was due", deadline=name)
     if event.type == "case_closed":
-        outcome = f": {humanize(p.get('outcome'))}" if p.get("outcome") else ""
-        return f"Case closed{outcome}"
+        if p.get("outcome"):
+            return gettext("Case closed: %(outcome)s", outcome=humanize(p.get("outcome")))
+        return gettext("Case closed")
     if event.type == "attachment_added":
-        return f"Attachment '{p.get('filename', '')}' added by {who}"
-    words = EVENT_SENTENCE_FALLBACK.get(event.type) or event.type.replace("_", " ").capitalize()
-    return f"{words}{f' ({name})' if name else ''} by {who}"
+        return gettext("Attachment '%(file)s' added by %(who)s", file=p.get("filename", ""), who=who)
+    words = str(EVENT_SENTENCE_FALLBACK.get(event.type) or event.type.replace("_", " ").capitalize())
+    if name:
+        return gettext("%(what)s (%(name)s) by %(who)s", what=words, name=name, who=who)
+    return gettext("%(what)s by %(who)s", what=words, who=who)
 
 
 # Events other parts of the system may write that have no sentence of their own yet.
-EVENT_SENTENCE_FALLBACK = {"case_cancelled": "Case cancelled"}
+EVENT_SENTENCE_FALLBACK = {"case_cancelled": lazy_gettext("Case cancelled")}
 
 
 def _link(case_id: int, event: CaseEvent) -> tuple[str, str] | None:
@@ -213,7 +235,7 @@ def earlier_records(case_id: int, work_item_id: int) -> list[EarlierRecord]:
             break  # this task's own record: it is shown in its own section, and what came after is later
         record, title = _record(event)
         if record is not None:
-            found.append(EarlierRecord(title=title or "Record", task=str(event.payload.get("name", "")),
+            found.append(EarlierRecord(title=title or gettext("Record"), task=str(event.payload.get("name", "")),
                                        by=actor_words(event.actor), at=event.occurred_at, record=record))
     return found
 
@@ -221,7 +243,7 @@ def earlier_records(case_id: int, work_item_id: int) -> list[EarlierRecord]:
 def summary_rows(summary: dict[str, Any] | None) -> list[tuple[str, str]]:
     """The process facts the case summary holds (outcome, fault class…), in words."""
     summary = summary or {}
-    return [(label, humanize(summary[key])) for key, label in SUMMARY_LABELS.items() if key in summary]
+    return [(str(label), humanize(summary[key])) for key, label in SUMMARY_LABELS.items() if key in summary]
 
 
 @bp.get("/<id:case_id>")
@@ -245,12 +267,17 @@ def case_page_parts(case_id: int) -> dict[str, Any]:
     return {"attachments": attachments.list_attachments(actor=actor, case_id=case_id),
             "can_attach": actor.can("cases.attach"),
             "attachment_limit": attachments.size_words(attachments.max_bytes()),
-            "attachment_types": ", ".join(attachments.ALLOWED_TYPES.values()),
-            "attachment_type_words": attachments.ALLOWED_TYPES,
-            "diagram_viewer": vendor.viewer_installed(), "diagram_states": STATE_WORDS}
+            "attachment_types": gettext(", ").join(str(ATTACHMENT_TYPE_WORDS.get(kind, words))
+                                                   for kind, words in attachments.ALLOWED_TYPES.items()),
+            "attachment_type_words": {kind: str(ATTACHMENT_TYPE_WORDS.get(kind, words))
+                                      for kind, words in attachments.ALLOWED_TYPES.items()},
+            "diagram_viewer": vendor.viewer_installed(),
+            "diagram_states": {state: str(DIAGRAM_STATE_WORDS.get(state, words))
+                               for state, words in STATE_WORDS.items()}}
 
 
 bp.add_app_template_filter(attachments.size_words, "size_words")
+bp.add_app_template_filter(actor_words, "actor_words")
 
 UPLOAD_SLACK_BYTES = 64 * 1024  # room for the multipart framing and the CSRF field around the file
 
@@ -262,8 +289,10 @@ def _allow_attachment_uploads() -> None:
         return
     limit = attachments.max_bytes() + UPLOAD_SLACK_BYTES
     if request.content_length is not None and request.content_length > limit:
-        message = attachments.too_large_message()
-        abort(413, description=f"{message[0].upper()}{message[1:]}.")
+        limit_bytes = attachments.max_bytes()
+        abort(413, description=gettext("The file is larger than the limit of %(limit)s (%(bytes)s bytes) per "
+                                       "attachment; scan at a lower resolution or split the document.",
+                                       limit=attachments.size_words(limit_bytes), bytes=limit_bytes))
     request.max_content_length = limit
 
 
@@ -276,11 +305,11 @@ def upload_attachment(case_id: int) -> ResponseReturnValue:
     """Attach a file (fax scan, photo) to the case from the page's upload form."""
     upload = request.files.get("file")
     if upload is None or not upload.filename:
-        abort(422, description="Choose a file to attach first.")
+        abort(422, description=gettext("Choose a file to attach first."))
     with unit_of_work():
         attachment = attachments.add_attachment(actor=current_actor(), case_id=case_id,
                                                 filename=upload.filename, content=upload.stream)
-    flash(f"“{attachment.filename}” attached.", "success")
+    flash(gettext("“%(file)s” attached.", file=attachment.filename), "success")
     return redirect(url_for("cases.detail", case_id=case_id, _anchor="attachments"))
 
 

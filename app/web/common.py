@@ -10,6 +10,7 @@ from typing import Any
 
 from flask import Blueprint, abort, redirect, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext, lazy_gettext
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from marshmallow import Schema, ValidationError
 from werkzeug.wrappers import Response
@@ -21,8 +22,8 @@ from app.web.errors import error_page, register_page_errors
 csrf = CSRFProtect()  # Flask-WTF: the token lives in the signed session, the form sends it as csrf_token
 CSRF_FIELD_NAME = "csrf_token"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-CSRF_MESSAGE = ("The form could not be accepted: its security token is missing or out of date. "
-                "Go back, reload the page and submit it again.")
+CSRF_MESSAGE = lazy_gettext("The form could not be accepted: its security token is missing or out of date. "
+                            "Go back, reload the page and submit it again.")
 
 
 def page_blueprint(name: str, import_name: str, url_prefix: str | None = None, *,
@@ -47,7 +48,7 @@ def check_csrf() -> None:
 
 def handle_csrf_error(exc: CSRFError) -> ResponseReturnValue:
     """A form without the session's token (stale page, another site, lost cookie): say what to do."""
-    return error_page(400, CSRF_MESSAGE)
+    return error_page(400, str(CSRF_MESSAGE))
 
 
 def require_signed_in() -> Response | None:
@@ -69,9 +70,9 @@ def refuse_unstorable_text() -> None:
         values += request.form.items(multi=True)
     for name, value in values:
         if problem := text_problem(name):
-            abort(400, description=f"A field name in the request {problem}.")
+            abort(400, description=gettext("A field name in the request %(problem)s.", problem=problem))
         if isinstance(value, str) and (problem := text_problem(value)):
-            abort(400, description=f"The value of '{name}' {problem}.")
+            abort(400, description=gettext("The value of '%(name)s' %(problem)s.", name=name, problem=problem))
 
 
 current_actor = request_actor  # the acting user (app.auth: a token's or the signed-in session's user)
@@ -84,7 +85,7 @@ def load_query(schema: Schema) -> dict[str, Any]:
     except ValidationError as exc:
         problems = "; ".join(f"{key}: {' '.join(map(str, msgs)) if isinstance(msgs, list) else msgs}"
                              for key, msgs in _flat(exc.messages).items())
-        abort(400, description=f"The address has invalid values ({problems}).")
+        abort(400, description=gettext("The address has invalid values (%(problems)s).", problems=problems))
 
 
 def _flat(messages: Any) -> Mapping[str, Any]:

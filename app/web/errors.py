@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, current_app, render_template, request
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext, lazy_gettext
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException
@@ -15,21 +16,28 @@ from app.errors import ServiceError
 from app.extensions import db
 
 TITLES = {
-    400: "The request could not be understood",
-    403: "You may not do this",
-    404: "Not found",
-    405: "Not allowed here",
-    409: "Someone else got there first",
-    413: "Too much data",
-    422: "The data could not be accepted",
-    503: "The system is busy",
+    400: lazy_gettext("The request could not be understood"),
+    403: lazy_gettext("You may not do this"),
+    404: lazy_gettext("Not found"),
+    405: lazy_gettext("Not allowed here"),
+    409: lazy_gettext("Someone else got there first"),
+    413: lazy_gettext("Too much data"),
+    422: lazy_gettext("The data could not be accepted"),
+    429: lazy_gettext("Too many attempts"),
+    503: lazy_gettext("The system is busy"),
+}
+# Werkzeug's own descriptions of the errors it raises (an unknown address, a wrong method), as a page says them.
+WERKZEUG_DESCRIPTIONS = {
+    404: lazy_gettext("The requested URL was not found on the server. If you entered the URL manually please "
+                      "check your spelling and try again."),
+    405: lazy_gettext("The method is not allowed for the requested URL."),
 }
 
 
 def error_page(status: int, message: str, *, headers: dict[str, str] | None = None,
                **context: Any) -> ResponseReturnValue:
     """The error page of ``status`` with ``message``, inside the layout."""
-    title = TITLES.get(status, "Something went wrong")
+    title = str(TITLES.get(status) or gettext("Something went wrong"))
     body = render_template("errors/error.html", status=status, title=title, message=message, **context)
     return body, status, headers or {}
 
@@ -43,8 +51,8 @@ def handle_service_error(exc: ServiceError) -> ResponseReturnValue:
 def handle_stale(exc: StaleDataError) -> ResponseReturnValue:
     """Someone else stored the case first (optimistic lock)."""
     db.session.rollback()
-    return error_page(409, "The case was changed by someone else while you worked. Reload the page and "
-                           "try again.")
+    return error_page(409, gettext("The case was changed by someone else while you worked. Reload the page and "
+                                   "try again."))
 
 
 def handle_operational(exc: OperationalError) -> ResponseReturnValue:
@@ -52,7 +60,7 @@ def handle_operational(exc: OperationalError) -> ResponseReturnValue:
     db.session.rollback()
     current_app.logger.warning("database error: %s", exc)
     if "locked" in str(exc).lower():
-        return error_page(503, "The database is busy. Wait a moment and try again.")
+        return error_page(503, gettext("The database is busy. Wait a moment and try again."))
     raise exc
 
 
@@ -62,7 +70,10 @@ def handle_http_error(exc: HTTPException) -> ResponseReturnValue:
     headers: dict[str, str] = {}
     if exc.code == 405:  # a 405 must still say which methods are allowed
         headers.update((name, value) for name, value in exc.get_headers() if name.lower() == "allow")
-    return error_page(exc.code or 500, exc.description or exc.name, headers=headers)
+    description = exc.description or exc.name
+    if exc.code in WERKZEUG_DESCRIPTIONS and description == type(exc).description:  # werkzeug's own words
+        description = str(WERKZEUG_DESCRIPTIONS[exc.code])
+    return error_page(exc.code or 500, description, headers=headers)
 
 
 def register_page_errors(blueprint: Blueprint) -> None:

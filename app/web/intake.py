@@ -16,6 +16,7 @@ from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext, lazy_gettext
 from marshmallow import ValidationError, fields, validate
 
 from app.cases import service as cases
@@ -23,6 +24,7 @@ from app.cases.models import INTAKE_CHANNELS, PRIORITIES, Case
 from app.engine import now
 from app.errors import InvalidDataError, NotFoundError, ProcessFailedError
 from app.flows import steps
+from app.forms import translate_message
 from app.inputs import Id
 from app.processes.service import startable_processes
 from app.registry import service as registry
@@ -40,11 +42,7 @@ class DepartmentDateTimeLocal(fields.Field):
     """A ``datetime-local`` value read in the department's time zone and returned in UTC; a time that does
     not exist there (clocks moved forward) is refused rather than guessed."""
 
-    default_error_messages = {
-        "invalid": "Enter a date and time such as 2026-03-02 08:00.",
-        "nonexistent": "{value} does not exist in {zone} (the clocks moved forward); enter the time shown on "
-                       "a clock then.",
-    }
+    default_error_messages = {"invalid": lazy_gettext("Enter a date and time such as 2026-03-02 08:00.")}
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
         if not isinstance(value, str):
@@ -59,7 +57,9 @@ class DepartmentDateTimeLocal(fields.Field):
         except (ValueError, OverflowError):
             raise self.make_error("invalid") from None
         if in_utc.astimezone(zone).replace(tzinfo=None) != moment:
-            raise self.make_error("nonexistent", value=value.replace("T", " "), zone=zone.key)
+            raise ValidationError(gettext("%(value)s does not exist in %(zone)s (the clocks moved forward); enter "
+                                          "the time shown on a clock then.", value=value.replace("T", " "),
+                                          zone=zone.key))
         return in_utc
 
 
@@ -68,10 +68,10 @@ class IntakeFormSchema(NewCaseSchema):
     department's zone, and the confirmation that a second case for the same equipment is meant."""
 
     channel = fields.String(required=True, validate=validate.OneOf(INTAKE_CHANNELS),
-                            error_messages={"required": "Choose how the customer reported it."})
+                            error_messages={"required": lazy_gettext("Choose how the customer reported it.")})
     reported_at = DepartmentDateTimeLocal(  # type: ignore[assignment]  # the same field, in the department's zone
-        required=True, error_messages={"required": "Enter when the customer gave notice."})
-    customer_id = Id(load_default=None, error_messages={"invalid": "Choose equipment from the list."})
+        required=True, error_messages={"required": lazy_gettext("Enter when the customer gave notice.")})
+    customer_id = Id(load_default=None, error_messages={"invalid": lazy_gettext("Choose equipment from the list.")})
     confirm_open_case = fields.Boolean(load_default=False)
     q = fields.String(load_default=None, validate=validate.Length(max=registry.SEARCH_MAX_LENGTH))
 
@@ -140,19 +140,20 @@ def _intake_form(values: dict[str, Any], errors: dict[str, list[str]], status: i
         choices=choices,
         searched=total is not None, found_total=total or 0, zone=zone.key,
         needs_confirmation=any(choice.open_cases for choice in choices),
-        channels=[(c, CHANNEL_WORDS.get(c, c)) for c in INTAKE_CHANNELS],
-        priorities=[(p, PRIORITY_WORDS.get(p, p)) for p in PRIORITIES],
+        channels=[(c, str(CHANNEL_WORDS.get(c, c))) for c in INTAKE_CHANNELS],
+        priorities=[(p, str(PRIORITY_WORDS.get(p, p))) for p in PRIORITIES],
     ), status
 
 
 def _field_errors(messages: Any) -> dict[str, list[str]]:
     """Errors per form field as lists of text (service and schema errors alike)."""
     if not isinstance(messages, dict):
-        return {"_schema": [str(messages)]}
+        return {"_schema": [translate_message(str(messages))]}
     result: dict[str, list[str]] = {}
     for key, value in messages.items():
         name = "equipment_id" if key == "customer_id" else str(key)
-        result.setdefault(name, []).extend(value if isinstance(value, list) else [str(value)])
+        result.setdefault(name, []).extend(translate_message(str(message))
+                                           for message in (value if isinstance(value, list) else [value]))
     return result
 
 
@@ -164,9 +165,14 @@ def _duplicate_warning(equipment_id: int | None) -> dict[str, list[str]]:
     numbers = [case.number or f"#{case.id}" for case in open_cases.get(equipment_id, [])]
     if not numbers:
         return {}
-    which = f"case {numbers[0]} is" if len(numbers) == 1 else f"cases {', '.join(numbers)} are"
-    return {"confirm_open_case": [f"This equipment's {which} still open. Add to it if the customer is "
-                                  "calling about the same fault; tick this box to open a new case anyway."]}
+    if len(numbers) == 1:
+        message = gettext("This equipment's case %(number)s is still open. Add to it if the customer is calling "
+                          "about the same fault; tick this box to open a new case anyway.", number=numbers[0])
+    else:
+        message = gettext("This equipment's cases %(numbers)s are still open. Add to it if the customer is calling "
+                          "about the same fault; tick this box to open a new case anyway.",
+                          numbers=", ".join(numbers))
+    return {"confirm_open_case": [message]}
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -195,5 +201,5 @@ def new() -> ResponseReturnValue:
                                    equipment_id=args["equipment_id"])
     except (InvalidDataError, ProcessFailedError) as exc:
         return _intake_form(values, _field_errors(exc.errors or {"_schema": [exc.message]}), 422)
-    flash(f"Case {case.number} opened.", "success")
+    flash(gettext("Case %(number)s opened.", number=case.number), "success")
     return redirect(url_for("cases.detail", case_id=case.id))

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from flask_babel import lazy_gettext
 from marshmallow import EXCLUDE, Schema, fields, pre_load, validate
 
 from app.choices import (
@@ -36,7 +37,7 @@ class BrowserSchema(Schema):
 class UTCDateTimeLocal(fields.Field):
     """A ``datetime-local`` value, read as UTC (the page says so); an explicit offset is honoured."""
 
-    default_error_messages = {"invalid": "Enter a date and time such as 2026-03-02 08:00."}
+    default_error_messages = {"invalid": lazy_gettext("Enter a date and time such as 2026-03-02 08:00.")}
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
         if not isinstance(value, str):
@@ -54,16 +55,16 @@ class NewCaseSchema(BrowserSchema):
     """The new-case form; the same rules as the API's CaseCreateSchema, in a browser's terms."""
 
     process = fields.String(required=True, validate=validate.Length(1, 100),
-                            error_messages={"required": "Choose the process."})
+                            error_messages={"required": lazy_gettext("Choose the process.")})
     reported_at = UTCDateTimeLocal(required=True,
-                                   error_messages={"required": "Enter when the customer gave notice."})
+                                   error_messages={"required": lazy_gettext("Enter when the customer gave notice.")})
     channel = choice_field(INTAKE_CHANNELS, required=True,
-                           error_messages={"required": "Choose how the customer reported it."})
+                           error_messages={"required": lazy_gettext("Choose how the customer reported it.")})
     priority = choice_field(PRIORITIES, load_default="normal")
-    equipment_id = Id(load_default=None, error_messages={"invalid": "Choose equipment from the list."})
+    equipment_id = Id(load_default=None, error_messages={"invalid": lazy_gettext("Choose equipment from the list.")})
     title = fields.String(load_default=None, validate=validate.Length(1, 200))
     description = fields.String(required=True, validate=validate.Length(1, 5000),
-                                error_messages={"required": "Describe what the customer reported."})
+                                error_messages={"required": lazy_gettext("Describe what the customer reported.")})
 
 
 class PageArgsSchema(BrowserSchema):
@@ -89,7 +90,8 @@ class AssignFormSchema(BrowserSchema):
     """The assign form of a task (supervisors): the user to give it to."""
 
     assignee = fields.String(required=True, validate=validate.Length(1, 100),
-                             error_messages={"required": "Enter the name of the user to assign the task to."})
+                             error_messages={"required": lazy_gettext("Enter the name of the user to assign the task "
+                                                                      "to.")})
 
 
 class CaseListQuerySchema(PageArgsSchema):

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from flask import Flask, current_app, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext, ngettext
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from limits import RateLimitItem, parse
@@ -45,9 +46,11 @@ class LockOut:
     @property
     def message(self) -> str:
         """The lock-out in words, as the page shows it."""
-        what = "for this account" if self.scope == "account" else "from this address"
-        unit = "minute" if self.minutes == 1 else "minutes"
-        return f"Too many failed sign-ins {what}; try again in {self.minutes} {unit}."
+        if self.scope == "account":
+            return ngettext("Too many failed sign-ins for this account; try again in %(num)s minute.",
+                            "Too many failed sign-ins for this account; try again in %(num)s minutes.", self.minutes)
+        return ngettext("Too many failed sign-ins from this address; try again in %(num)s minute.",
+                        "Too many failed sign-ins from this address; try again in %(num)s minutes.", self.minutes)
 
 
 def install_sign_in(app: Flask) -> None:
@@ -107,19 +110,27 @@ def _address() -> str:
 def _form(status: int = 200, *, message: str = "", username: str = "") -> ResponseReturnValue:
     notice = ""
     if request.args.get("expired"):
-        notice = "Your session expired, sign in again."
+        notice = gettext("Your session expired, sign in again.")
     elif request.args.get("signed_out"):
-        notice = "You are signed out."
+        notice = gettext("You are signed out.")
     body = render_template("signin/sign_in.html", message=message, notice=notice, username=username,
                            next=safe_next(request.values.get("next")))
     return body, status
 
 
+def _refusal_words(refused: users.SignInRefusedError, username: str) -> str:
+    """Why the sign-in was refused, as the page says it in its language (the service's message is English)."""
+    if "disabled" in refused.message:
+        return gettext("The user %(name)s is disabled; ask an administrator.",
+                       name=repr(users.normalize_username(username)))
+    return gettext("The user name or the password is wrong.")
+
+
 def lock_out_unavailable(exc: Exception) -> ResponseReturnValue:
     """Failed sign-ins cannot be counted (Redis is unreachable): refuse rather than allow guessing."""
     current_app.logger.warning("sign-in limiter unavailable: %s", exc)
-    return error_page(503, "Signing in is unavailable: the count of failed sign-ins cannot be reached. "
-                           "Try again in a minute, or tell the administrator that Redis is down.")
+    return error_page(503, gettext("Signing in is unavailable: the count of failed sign-ins cannot be reached. "
+                                   "Try again in a minute, or tell the administrator that Redis is down."))
 
 
 bp.register_error_handler(RedisError, lock_out_unavailable)
@@ -140,10 +151,11 @@ def sign_in_submit() -> ResponseReturnValue:
     username = request.form.get("username", "").strip()
     password = request.form.get("password", "")
     if not username or not password:
-        missing = "your user name" if not username else "your password"
-        return _form(422, message=f"Enter {missing}.", username=username)
+        missing = gettext("Enter your user name.") if not username else gettext("Enter your password.")
+        return _form(422, message=missing, username=username)
     if len(username) > MAX_FIELD or len(password) > MAX_FIELD:
-        return _form(422, message=f"The user name and the password have at most {MAX_FIELD} characters.")
+        return _form(422, message=gettext("The user name and the password have at most %(max)s characters.",
+                                          max=MAX_FIELD))
     locked = lock_out(username, _address())
     if locked is not None:
         return _form(429, message=locked.message, username=username)
@@ -156,10 +168,10 @@ def sign_in_submit() -> ResponseReturnValue:
     if refused is not None:
         count_failure(username, _address())
         locked = lock_out(username, _address())
+        reason = _refusal_words(refused, username)
         if locked is not None:
-            return _form(429, message=f"{refused.message[0].upper()}{refused.message[1:]}. {locked.message}",
-                         username=username)
-        return _form(401, message=f"{refused.message[0].upper()}{refused.message[1:]}.", username=username)
+            return _form(429, message=f"{reason} {locked.message}", username=username)
+        return _form(401, message=reason, username=username)
     start_session(user.id, user.session_generation)
     return redirect(safe_next(request.form.get("next")), code=303)
 

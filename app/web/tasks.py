@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext
 from markupsafe import Markup
 
 from app.audit.service import completed_task_data
@@ -18,6 +19,7 @@ from app.tasks.service import forms
 from app.uow import unit_of_work
 from app.web.cases import summary_rows
 from app.web.common import current_actor, page_blueprint
+from app.web.filters import TASK_STATE_WORDS
 
 bp = page_blueprint("tasks", __name__, url_prefix="/tasks")
 
@@ -66,11 +68,12 @@ def complete(task_id: int) -> ResponseReturnValue:
     actor = current_actor()
     item = tasks.get_work_item(task_id, actor=actor)
     if item.state != "ready":
-        return _conflict(item, f"This task was {item.state} already.")
+        return _conflict(item, gettext("This task was %(state)s already.",
+                                       state=str(TASK_STATE_WORDS.get(item.state, item.state)).lower()))
     form, form_missing = _form(item)
     if form_missing:
-        return _conflict(item, f"The record form '{item.form_key}' is not installed, so this task cannot be "
-                               "completed here.")
+        return _conflict(item, gettext("The record form '%(form)s' is not installed, so this task cannot be "
+                                       "completed here.", form=item.form_key))
     data = form.from_html(request.form) if form is not None else {}
     name, case_id = item.name, item.case_id
     try:
@@ -82,7 +85,7 @@ def complete(task_id: int) -> ResponseReturnValue:
         return _page(tasks.get_work_item(task_id, actor=actor), values=data, errors=errors, status=422)
     except ConflictError as exc:
         return _conflict(tasks.get_work_item(task_id, actor=actor), exc.message)
-    flash(f"“{name}” completed.", "success")
+    flash(gettext("“%(task)s” completed.", task=name), "success")
     return redirect(url_for("cases.detail", case_id=case_id))
 
 
@@ -96,5 +99,5 @@ def claim(task_id: int) -> ResponseReturnValue:
             tasks.claim_work_item(work_item_id=item.id, actor=actor)
     except ConflictError as exc:
         return _conflict(tasks.get_work_item(task_id, actor=actor), exc.message)
-    flash(f"You claimed “{item.name}”.", "success")
+    flash(gettext("You claimed “%(task)s”.", task=item.name), "success")
     return redirect(url_for("tasks.detail", task_id=task_id))

@@ -6,17 +6,18 @@ from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext
 from marshmallow import ValidationError
 
 from app.auth import ROLE_NAMES
-from app.choices import CHANNEL_LABELS, CHANNELS, OVERDUE_LABELS, PRIORITIES, PRIORITY_LABELS, labelled
+from app.choices import CHANNELS, PRIORITIES, labelled
 from app.errors import InvalidDataError
 from app.processes.service import list_processes
 from app.tasks import service as tasks
 from app.tasks.models import WorkItem
 from app.uow import unit_of_work
 from app.web.common import Pagination, current_actor, load_query, page_blueprint
-from app.web.filters import zone_note
+from app.web.filters import CHANNEL_WORDS, OVERDUE_WORDS, PRIORITY_WORDS, duration_words, role_name, zone_note
 from app.web.schemas import AssignFormSchema, WorklistQuerySchema
 
 bp = page_blueprint("worklist", __name__)
@@ -26,7 +27,7 @@ bp = page_blueprint("worklist", __name__)
 def _deadline_context() -> dict[str, Any]:
     """What every page's deadline partials and footer use: the zone note and the deadline helpers."""
     return {"time_zone_note": zone_note(), "missed_deadlines_of": _missed_deadlines_of,
-            "deadline_kept_of": _deadline_kept_of}
+            "deadline_kept_of": _deadline_kept_of, "duration_words": duration_words()}
 
 
 def _missed_deadlines_of(items: list[WorkItem]) -> dict[int, tasks.MissedDeadline]:
@@ -50,10 +51,10 @@ def _filters(args: dict[str, Any]) -> tasks.WorkFilters:
 def _view_title(args: dict[str, Any]) -> str:
     """What the list shows, as its heading says it."""
     if args["mine"]:
-        return "My tasks"
+        return gettext("My tasks")
     if args["role"]:
-        return "Queue: {role}".format(role=ROLE_NAMES.get(args["role"], args["role"]))
-    return "All ready tasks"
+        return gettext("Queue: %(role)s", role=role_name(args["role"]))
+    return gettext("All ready tasks")
 
 
 @bp.get("/")
@@ -71,8 +72,13 @@ def index() -> str:
         counts=tasks.worklist_counts(actor=actor), missed=tasks.missed_deadlines(items, actor=actor),
         roles=list(ROLE_NAMES.items()), processes=list_processes(actor=actor),
         regions=tasks.worklist_regions(actor=actor),
-        priorities=labelled(PRIORITIES, PRIORITY_LABELS), channels=labelled(CHANNELS, CHANNEL_LABELS),
-        overdue_choices=list(OVERDUE_LABELS.items()), back=request.full_path.rstrip("?"))
+        priorities=labelled(PRIORITIES, _texts(PRIORITY_WORDS)), channels=labelled(CHANNELS, _texts(CHANNEL_WORDS)),
+        overdue_choices=list(_texts(OVERDUE_WORDS).items()), back=request.full_path.rstrip("?"))
+
+
+def _texts(words: dict[str, Any]) -> dict[str, str]:
+    """A table of lazily translated words as text in the page's language."""
+    return {key: str(value) for key, value in words.items()}
 
 
 def _back(default: str) -> str:
@@ -88,7 +94,7 @@ def claim(task_id: int) -> ResponseReturnValue:
     """Take the task from its queue (refusals are error pages: 403, 404, 409)."""
     with unit_of_work():
         item = tasks.claim_work_item(work_item_id=task_id, actor=current_actor())
-    flash(f"You claimed “{item.name}” of case {item.case.number}.", "success")
+    flash(gettext("You claimed “%(task)s” of case %(number)s.", task=item.name, number=item.case.number), "success")
     return redirect(_back(url_for("tasks.detail", task_id=task_id)))
 
 
@@ -97,7 +103,8 @@ def release(task_id: int) -> ResponseReturnValue:
     """Put a claimed task back in its role's queue (its assignee, or a supervisor)."""
     with unit_of_work():
         item = tasks.release_work_item(work_item_id=task_id, actor=current_actor())
-    flash(f"“{item.name}” of case {item.case.number} is back in the queue.", "success")
+    flash(gettext("“%(task)s” of case %(number)s is back in the queue.", task=item.name, number=item.case.number),
+          "success")
     return redirect(_back(url_for("tasks.detail", task_id=task_id)))
 
 
@@ -107,9 +114,10 @@ def assign(task_id: int) -> ResponseReturnValue:
     try:
         args = AssignFormSchema().load(request.form)
     except ValidationError as exc:
-        raise InvalidDataError("The task was not assigned: enter the name of the user to assign it to.",
+        raise InvalidDataError(gettext("The task was not assigned: enter the name of the user to assign it to."),
                                errors=exc.messages_dict) from None
     with unit_of_work():
         item = tasks.assign_work_item(work_item_id=task_id, assignee=args["assignee"], actor=current_actor())
-    flash(f"“{item.name}” of case {item.case.number} is assigned to {item.assignee}.", "success")
+    flash(gettext("“%(task)s” of case %(number)s is assigned to %(who)s.", task=item.name, number=item.case.number,
+                  who=item.assignee), "success")
     return redirect(_back(url_for("tasks.detail", task_id=task_id)))

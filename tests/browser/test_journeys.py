@@ -80,8 +80,10 @@ def advance_clock(page: Page, by: str) -> None:
 
 
 def post_buttons(page: Page) -> list[str]:
-    """The labels of every button on the page that would send a POST, except signing out."""
-    buttons = page.locator("form[method=post] button, form[method=post] input[type=submit]")
+    """The labels of every button on the page that would send a POST, except signing out and choosing the
+    language (every user chooses the language of their own pages)."""
+    buttons = page.locator("form[method=post]:not([data-language-switch]) button, "
+                           "form[method=post]:not([data-language-switch]) input[type=submit]")
     return [label for label in (b.inner_text() or b.get_attribute("value") or "" for b in buttons.all())
             if "Sign out" not in label]
 

@@ -12,14 +12,22 @@
   var STATES = ["done", "active", "waiting"];
   var STEP = 1.25;  // zoom factor per button press or key
 
+  /* The sentences of the status line, in the page's language (data-text-* of the container, written by
+     the server); {names}, {count}, {reason} and {status} are filled in here. */
+  function text(name, values) {
+    var template = container.getAttribute("data-text-" + name) || "";
+    return template.replace(/\{(\w+)\}/g, function (whole, key) {
+      return values && key in values ? String(values[key]) : whole;
+    });
+  }
+
   function report(text, state) {
     if (status) { status.textContent = text; }
     container.setAttribute("data-state", state);
   }
 
   if (typeof window.BpmnJS !== "function") {
-    report("The diagram viewer did not load, so the diagram cannot be shown. The open tasks and the history " +
-           "above say where the case stands.", "error");
+    report(text("viewer-missing"), "error");
     return;
   }
 
@@ -54,16 +62,16 @@
 
   function summary(named) {
     var parts = [];
-    if (named.active.length) { parts.push("Active: " + named.active.join(", ") + "."); }
-    if (named.waiting.length) { parts.push("Waiting: " + named.waiting.join(", ") + "."); }
-    parts.push(named.done.length + " element" + (named.done.length === 1 ? "" : "s") + " completed.");
-    if (!named.active.length && !named.waiting.length) { parts.unshift("Nothing is open."); }
+    var separator = text("separator");
+    if (named.active.length) { parts.push(text("active", {names: named.active.join(separator)})); }
+    if (named.waiting.length) { parts.push(text("waiting", {names: named.waiting.join(separator)})); }
+    parts.push(named.done.length === 1 ? text("done-one") : text("done-many", {count: named.done.length}));
+    if (!named.active.length && !named.waiting.length) { parts.unshift(text("nothing-open")); }
     return parts.join(" ");
   }
 
   function fail(error) {
-    report("The diagram could not be shown: " + (error && error.message ? error.message : error) +
-           ". The open tasks and the history above say where the case stands.", "error");
+    report(text("failed", {reason: error && error.message ? error.message : error}), "error");
   }
 
   fetch(container.getAttribute("data-source"), {
@@ -72,7 +80,7 @@
   }).then(function (response) {
     return response.json().catch(function () { return {}; }).then(function (body) {
       if (!response.ok) {
-        throw new Error(body.message || ("the server answered " + response.status));
+        throw new Error(body.message || text("server", {status: response.status}));
       }
       return body;
     });

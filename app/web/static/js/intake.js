@@ -19,6 +19,20 @@
 
   var searchUrl = box.getAttribute("data-search-url");
   var caseUrl = box.getAttribute("data-case-url");  // the page of case 1; other ids replace the 1
+
+  /* Every sentence this script writes, in the page's language: data-text-* of the search box, written by the
+     server; {number}, {total}, {count}, {time}, {day}, {problem}, {equipment} are filled in here. */
+  function text(name, values) {
+    var template = box.getAttribute("data-text-" + name) || "";
+    return template.replace(/\{(\w+)\}/g, function (whole, key) {
+      return values && key in values ? String(values[key]) : whole;
+    });
+  }
+
+  function warrantyText(warranty) {
+    var words = box.getAttribute("data-text-warranty-" + warranty.state);
+    return words ? text("warranty-" + warranty.state, {day: warranty.day || ""}) : warranty.text;
+  }
   var listbox = document.createElement("ul");
   var status = document.createElement("p");
   var matches = [];
@@ -29,7 +43,7 @@
   listbox.id = "q-listbox";
   listbox.className = "equipment-listbox";
   listbox.setAttribute("role", "listbox");
-  listbox.setAttribute("aria-label", "Equipment found");
+  listbox.setAttribute("aria-label", text("listbox"));
   listbox.hidden = true;
   status.className = "visually-hidden";
   status.setAttribute("role", "status");
@@ -94,7 +108,7 @@
     matches = found;
     listbox.textContent = "";
     if (!found.length) {
-      note("No equipment matches. Check the spelling, or try the phone number.");
+      note(text("none"));
       return;
     }
     found.forEach(function (item, index) {
@@ -104,9 +118,9 @@
       li.setAttribute("aria-selected", "false");
       li.appendChild(element("strong", "", describe(item)));
       li.appendChild(element("br"));
-      var facts = capitalize(item.warranty.text);
+      var facts = capitalize(warrantyText(item.warranty));
       if (item.customer && item.customer.phone) { facts = item.customer.phone + " · " + facts; }
-      if (item.open_cases.length) { facts += " · open case " + item.open_cases[0].number; }
+      if (item.open_cases.length) { facts += " · " + text("open-case", {number: item.open_cases[0].number}); }
       li.appendChild(element("span", "muted", facts));
       li.addEventListener("mousedown", function (event) { event.preventDefault(); });  // keep the focus
       li.addEventListener("click", function () { choose(index); });
@@ -115,8 +129,8 @@
     listbox.hidden = false;
     input.setAttribute("aria-expanded", "true");
     highlight(-1);
-    status.textContent = total + (total === 1 ? " piece of equipment found" : " found") +
-      (total > found.length ? ", the first " + found.length + " shown" : "") + "; use the arrow keys to choose.";
+    status.textContent = (total === 1 ? text("found-one") : text("found-many", {total: total})) +
+      (total > found.length ? text("first-shown", {count: found.length}) : "") + text("use-arrows");
   }
 
   function search() {
@@ -135,12 +149,12 @@
         show(result.body.items, result.body.total);
       } else {
         var errors = (result.body.errors && result.body.errors.q) || [];
-        note(errors.length ? "The search " + errors.join(" ") : (result.body.message || "The search failed") +
-          "; use the Search button.");
+        note(errors.length ? text("search-problem", {problem: errors.join(" ")}) :
+          (result.body.message || text("search-failed")) + text("use-button"));
       }
     }).catch(function (error) {
       if (error && error.name === "AbortError") { return; }
-      note("The search is not available right now; use the Search button.");
+      note(text("unavailable"));
     });
   }
 
@@ -158,7 +172,7 @@
     var radio = element("input");
     var label = element("label");
     var facts = element("p", "equipment-facts");
-    var warranty = element("span", "warranty warranty-" + item.warranty.state, capitalize(item.warranty.text));
+    var warranty = element("span", "warranty warranty-" + item.warranty.state, capitalize(warrantyText(item.warranty)));
     var customer = item.customer || {};
     radio.type = "radio";
     radio.id = key;
@@ -182,13 +196,13 @@
     if (item.open_cases.length) {
       var warning = element("p", "open-case-warning");
       warning.id = key + "-open";
-      warning.appendChild(element("strong", "", "Already open for this equipment: "));
+      warning.appendChild(element("strong", "", text("already-open")));
       item.open_cases.forEach(function (found, i) {
         var link = element("a", "", found.number);
         link.href = caseUrl.replace(/1$/, String(found.id));
-        if (i) { warning.appendChild(document.createTextNode("; ")); }
+        if (i) { warning.appendChild(document.createTextNode(text("separator"))); }
         warning.appendChild(link);
-        warning.appendChild(document.createTextNode(" " + found.title + " (notice " + utc(found.reported_at) + ")"));
+        warning.appendChild(document.createTextNode(" " + found.title + " " + text("notice", {time: utc(found.reported_at)})));
       });
       wrapper.appendChild(warning);
     }
@@ -205,8 +219,8 @@
     options.appendChild(option(item));
     input.value = item.serial_number;
     close();
-    status.textContent = "Chosen: " + describe(item) + ". " + capitalize(item.warranty.text) + "." +
-      (item.open_cases.length ? " This equipment already has an open case." : "");
+    status.textContent = text("chosen", {equipment: describe(item)}) + " " + capitalize(warrantyText(item.warranty)) +
+      "." + (item.open_cases.length ? " " + text("has-open-case") : "");
     updateConfirmation();
   }
 
