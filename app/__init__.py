@@ -57,7 +57,10 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     from app.engine import configure_script_budget
 
     configure_script_budget(time_ms=config["SCRIPT_TIME_BUDGET_MS"], size=config["SCRIPT_SIZE_BUDGET"])
+    from app.flows.operations import install as install_operations
     from app.timers.scheduling import install_session_hooks
+
+    install_operations()  # the operations BPMN service tasks call: before any process is deployed or run
 
     install_session_hooks()
 

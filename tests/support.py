@@ -11,12 +11,14 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from flask import has_app_context
 from sqlalchemy import select
 
 from app.auth import STAFF_ROLES, SYSTEM, Actor
-from app.engine import DecisionTable, get_engine, now
+from app.engine import DecisionTable, Engine, get_engine, now
+from app.engine.operations import OperationRegistry
 from app.extensions import db
 from app.flows.steps import open_case
 from app.timers.models import Timer
@@ -114,3 +116,53 @@ def workflow_decisions(directory: Path | None = None) -> list[DecisionTable]:
     """The decision tables (``*.dmn``) of ``workflows/`` (or ``directory``), parsed and checked."""
     folder = directory or ROOT / "workflows"
     return [get_engine().parse_decision(path.read_bytes(), path.name) for path in sorted(folder.glob("*.dmn"))]
+
+
+def recording_operations(calls: list[tuple[str, dict[str, Any]]] | None = None) -> OperationRegistry:
+    """Operations for tests that drive the engine alone, without a database: the stock operations the
+    shipped processes call, each recording its call (name, parameters) in ``calls`` and answering as the
+    real one would when the stock suffices. The real ones are tested through the app (tests/stock)."""
+    from app.flows.operations import install
+
+    registry = install(OperationRegistry())
+    log = calls if calls is not None else []
+
+    def recorder(name: str, answer: Callable[..., Any]) -> Callable[..., Any]:
+        def call(**params: Any) -> Any:
+            log.append((name, params))
+            return answer(**params)
+        return call
+
+    for name, answer in {
+        "stock.check": lambda lines, field="", needed=True: {"region": "test", "available": {}},
+        "stock.reserve": lambda lines, field="": [{"part_number": line["part_number"], "quantity": line["quantity"],
+                                                   "state": "held"} for line in lines],
+        "stock.use": lambda used, field="": [{"part_number": line["part_number"], "consumed": line["quantity"]}
+                                             for line in used],
+        "stock.release": lambda reason: [],
+    }.items():
+        operation = registry.get(name)
+        assert operation is not None, name
+        registry.register(name, recorder(name, answer), required=operation.required, optional=operation.optional)
+    return registry
+
+
+def engine_for_tests(**kwargs: Any) -> Engine:
+    """An engine whose service tasks call ``recording_operations`` (for tests without the app)."""
+    return Engine(operations=kwargs.pop("operations", None) or recording_operations(), **kwargs)
+
+
+def stocked_region(region: str, parts: dict[str, int], *, code: str | None = None) -> None:
+    """A warehouse for ``region`` holding ``parts`` ({part number: units}), made by the system; needs an app
+    context, commits. Parts already in the catalogue are reused."""
+    from app.stock import service as stock
+    from app.stock.models import Part, Warehouse
+
+    if db.session.scalar(select(Warehouse.id).where(Warehouse.region == region)) is None:
+        stock.create_warehouse(actor=SYSTEM, code=code or region.upper()[:20].replace(" ", "_"),
+                               name=f"{region} regional warehouse", region=region)
+    for number, units in parts.items():
+        if db.session.scalar(select(Part.id).where(Part.part_number == number)) is None:
+            stock.create_part(actor=SYSTEM, part_number=number, name=f"Part {number}")
+        stock.receive_stock(actor=SYSTEM, region=region, part_number=number, quantity=units, note="test stock")
+    db.session.commit()

@@ -21,6 +21,7 @@ from SpiffWorkflow.spiff.parser.process import VALIDATOR
 from .clock import now
 from .decisions import DecisionParser, DecisionTable
 from .errors import ProcessDefinitionError
+from .operations import REGISTRY, OperationRegistry
 from .restricted import ALLOWED_MODULES, ScriptCompileError, check_expression, check_script
 
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
@@ -89,6 +90,34 @@ class TimerInfo:
 
 
 @dataclass(frozen=True)
+class ServiceTaskInfo:
+    """A service task: the operation it asks the system for and the parameters it passes."""
+
+    id: str
+    name: str
+    operation: str
+    parameters: tuple[str, ...] = ()
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ServiceTaskInfo:
+        """Rebuild one stored with a catalogue."""
+        return cls(id=data["id"], name=data["name"], operation=data["operation"],
+                   parameters=tuple(data.get("parameters") or ()))
+
+
+# Settings a process may carry in its extension properties (camunda:properties on bpmn:process): what
+# the generic code shows and does for its cases. Other property names are refused, so a typo is found at
+# deploy. Values are text; PROCESS_SETTINGS says what each means.
+PROCESS_SETTINGS = {
+    "case_prefix": "the prefix of its case numbers: 1 to 4 capital letters (FH-2026-000123)",
+    "summary_fields": "the data fields its case summary shows, in order, separated by commas",
+    "documents": "the documents made when a case closes, separated by commas (processing_report...)",
+}
+_CASE_PREFIX = re.compile(r"[A-Z]{1,4}\Z")
+_FIELD_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,99}\Z")
+
+
+@dataclass(frozen=True)
 class Catalogue:
     """The app's index of a process: its human tasks, timers and lanes, read from the XML once."""
 
@@ -99,6 +128,23 @@ class Catalogue:
     timers: dict[str, TimerInfo] = field(default_factory=dict)
     lanes: dict[str, str] = field(default_factory=dict)
     decisions: dict[str, str] = field(default_factory=dict)  # business rule task id -> decision id it runs
+    service_tasks: dict[str, ServiceTaskInfo] = field(default_factory=dict)
+    settings: dict[str, str] = field(default_factory=dict)  # PROCESS_SETTINGS read from the process
+
+    @property
+    def case_prefix(self) -> str | None:
+        """The prefix of the process's case numbers, when it sets one."""
+        return self.settings.get("case_prefix")
+
+    @property
+    def summary_fields(self) -> tuple[str, ...]:
+        """The data fields the case summary shows, in order."""
+        return tuple(f.strip() for f in self.settings.get("summary_fields", "").split(",") if f.strip())
+
+    @property
+    def documents(self) -> tuple[str, ...]:
+        """The documents made when a case closes."""
+        return tuple(d.strip() for d in self.settings.get("documents", "").split(",") if d.strip())
 
     def to_dict(self) -> dict[str, Any]:
         """Return JSON-ready data for storage with the process version."""
@@ -113,6 +159,8 @@ class Catalogue:
             timers={k: TimerInfo(**v) for k, v in data.get("timers", {}).items()},
             lanes=dict(data.get("lanes", {})),
             decisions=dict(data.get("decisions", {})),
+            service_tasks={k: ServiceTaskInfo.from_dict(v) for k, v in data.get("service_tasks", {}).items()},
+            settings=dict(data.get("settings", {})),
         )
 
     @property
@@ -401,6 +449,12 @@ def _code_to_check(process: etree._Element) -> Iterator[tuple[etree._Element, st
             yield timer.getparent(), "expression", _text(expr), expr.sourceline
     for script in process.iterfind(".//bpmn:scriptTask/bpmn:script", NS):
         yield script.getparent(), "script", script.text or "", script.sourceline
+    for parameter in process.iterfind(".//spiffworkflow:serviceTaskOperator/spiffworkflow:parameters/"
+                                      "spiffworkflow:parameter", NS):
+        owner = parameter
+        while owner is not None and _local(owner.tag) != "serviceTask":
+            owner = owner.getparent()
+        yield owner, "expression", parameter.get("value") or "", parameter.sourceline
     for tag in ("preScript", "postScript"):
         for script in process.iterfind(f".//spiffworkflow:{tag}", NS):
             owner = script
@@ -430,8 +484,57 @@ def _business_rules(process: etree._Element, filename: str, available: Mapping[s
     return found
 
 
+def _service_tasks(process: etree._Element, filename: str, operations: OperationRegistry) -> dict[str, ServiceTaskInfo]:
+    """{task id: info} of the process's service tasks, each calling an installed operation with the
+    parameters it takes."""
+    found: dict[str, ServiceTaskInfo] = {}
+    for node in process.iter(f"{{{BPMN_NS}}}serviceTask"):
+        operator = node.find("bpmn:extensionElements/spiffworkflow:serviceTaskOperator", NS)
+        name = operator.get("id") if operator is not None else None
+        if not name:
+            raise _fail(f"service task '{node.get('id')}' names no operation: it needs "
+                        "<spiffworkflow:serviceTaskOperator id=\"...\"> in its extensionElements (installed: "
+                        f"{', '.join(operations.names()) or 'none'})", filename, node)
+        operation = operations.get(name)
+        if operation is None:
+            raise _fail(f"service task '{node.get('id')}' calls the operation '{name}', which is not installed "
+                        f"(installed: {', '.join(operations.names()) or 'none'})", filename, node, operator.sourceline)
+        parameters = [p.get("id") or "" for p in operator.iterfind("spiffworkflow:parameters/spiffworkflow:parameter",
+                                                                   NS)]
+        problem = operation.check_parameters(set(parameters))
+        if problem is None and len(set(parameters)) != len(parameters):
+            problem = "a parameter is given twice"
+        if problem:
+            raise _fail(f"service task '{node.get('id')}' cannot call '{name}': {problem}", filename, node,
+                        operator.sourceline)
+        found[node.get("id")] = ServiceTaskInfo(id=node.get("id"), name=node.get("name") or node.get("id"),
+                                                operation=name, parameters=tuple(parameters))
+    return found
+
+
+def _settings(process: etree._Element, filename: str) -> dict[str, str]:
+    """The PROCESS_SETTINGS of the process (camunda:properties), each checked."""
+    found: dict[str, str] = {}
+    for prop in process.iterfind("bpmn:extensionElements/camunda:properties/camunda:property", NS):
+        name, value = prop.get("name") or "", (prop.get("value") or "").strip()
+        if name not in PROCESS_SETTINGS:
+            raise _fail(f"the process property {name!r} is not a setting (settings: "
+                        f"{', '.join(f'{k}: {v}' for k, v in PROCESS_SETTINGS.items())})", filename, prop)
+        if name in found:
+            raise _fail(f"the process property {name!r} is given twice", filename, prop)
+        if name == "case_prefix" and not _CASE_PREFIX.match(value):
+            raise _fail(f"case_prefix {value!r} must be 1 to 4 capital letters", filename, prop)
+        if name in ("summary_fields", "documents"):
+            bad = [part for part in value.split(",") if not _FIELD_NAME.match(part.strip())]
+            if bad or not value:
+                raise _fail(f"{name} {value!r} must be names separated by commas", filename, prop)
+        found[name] = value
+    return found
+
+
 def catalogue_of(tree: etree._ElementTree, filename: str,
-                 decisions: Mapping[str, DecisionTable] | None = None) -> Catalogue:
+                 decisions: Mapping[str, DecisionTable] | None = None,
+                 operations: OperationRegistry | None = None) -> Catalogue:
     """Read the catalogue of the one executable process in ``tree`` and check its code compiles; every
     business rule task must call one of ``decisions`` (decision id -> table deployed with the process)."""
     processes = tree.getroot().findall("bpmn:process", NS)
@@ -482,11 +585,14 @@ def catalogue_of(tree: etree._ElementTree, filename: str,
         documentation=_text(process.find("bpmn:documentation", NS)),
         human_tasks=human, timers=timers, lanes=lane_names,
         decisions=_business_rules(process, filename, decisions or {}),
+        service_tasks=_service_tasks(process, filename, operations if operations is not None else REGISTRY),
+        settings=_settings(process, filename),
     )
 
 
 def parse_process(source: bytes, filename: str,
-                  decisions: Mapping[str, DecisionTable] | None = None) -> ParsedProcess:
+                  decisions: Mapping[str, DecisionTable] | None = None,
+                  operations: OperationRegistry | None = None) -> ParsedProcess:
     """Validate and parse one BPMN file with the decision tables it may call (decision id -> table, see
     ``decisions.parse_decision``); every problem becomes a ProcessDefinitionError."""
     tree = read_xml(source, filename)
@@ -496,7 +602,7 @@ def parse_process(source: bytes, filename: str,
     parser = DecisionParser(validator=VALIDATOR)
     try:
         parser.add_bpmn_xml(tree, filename=filename)
-        catalogue = catalogue_of(tree, filename, decisions)
+        catalogue = catalogue_of(tree, filename, decisions, operations)
         for decision_id in sorted(set(catalogue.decisions.values())):
             table = (decisions or {})[decision_id]
             parser.add_dmn_xml(table.root, filename=table.filename)  # checked by parse_decision already

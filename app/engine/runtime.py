@@ -25,6 +25,7 @@ from SpiffWorkflow.util.task import TaskState
 from . import timesource
 from .decisions import DecisionTable, UniqueBusinessRuleTaskConverter, parse_decision
 from .errors import ProcessDefinitionError, ScriptError, TaskNotReadyError, UnknownTaskError
+from .operations import REGISTRY, OperationFailed, OperationRegistry, call_operation
 from .parser import Catalogue, HumanTaskInfo, ParsedProcess, TimerInfo, parse_process
 from .restricted import Budget, RestrictedEnvironment
 
@@ -259,6 +260,8 @@ class Instance:
             self.workflow.do_engine_steps()
             # A due time the store could not read is refused here, with the step that made it.
             self.waiting_timers()
+        except OperationFailed as exc:  # a service task's operation refused: its own error, unchanged
+            raise exc.error from None
         except Exception as exc:  # noqa: BLE001 - see _script_error
             raise _script_error(exc) from exc
 
@@ -276,6 +279,8 @@ class Instance:
         try:
             task.data.update(copy.deepcopy(data))
             task.run()
+        except OperationFailed as exc:
+            raise exc.error from None
         except Exception as exc:  # noqa: BLE001 - see _script_error
             raise _script_error(exc) from exc
         self.run()
@@ -314,6 +319,20 @@ def _failing_task(exc: BaseException) -> Any:
     return task
 
 
+class _ScriptEngine(PythonScriptEngine):
+    """SpiffWorkflow's script engine with service tasks calling the registered operations."""
+
+    def __init__(self, *, environment: RestrictedEnvironment, operations: OperationRegistry) -> None:
+        super().__init__(environment=environment)
+        self.operations = operations
+
+    def call_service(self, task: Any, **kwargs: Any) -> str:
+        """Run a service task's operation (SpiffWorkflow's own would call the environment, which has none)."""
+        return call_operation(self.operations, operation_name=kwargs["operation_name"],
+                              operation_params=kwargs.get("operation_params") or {},
+                              element_id=getattr(task.task_spec, "bpmn_id", None))
+
+
 def _script_error(exc: BaseException) -> ScriptError:
     """Turn any failure while the engine ran into a ScriptError naming the element.
 
@@ -350,14 +369,16 @@ class Engine:
     """Parser, serializer, restricted script environment and spec cache: the one way to run BPMN."""
 
     def __init__(self, *, functions: dict[str, Callable[..., Any]] | None = None,
-                 cache_size: int = 64, budget: Budget | None = None) -> None:
+                 cache_size: int = 64, budget: Budget | None = None,
+                 operations: OperationRegistry | None = None) -> None:
         registry = BpmnWorkflowSerializer.configure(
             {**SPIFF_CONFIG, BpmnWorkflow: _StateOnlyWorkflowConverter,
              BusinessRuleTask: UniqueBusinessRuleTaskConverter})
         self._serializer = BpmnWorkflowSerializer(registry=registry)
         self._registry = registry
-        self.script_engine = PythonScriptEngine(environment=RestrictedEnvironment(functions=functions,
-                                                                                  budget=budget))
+        self.operations = operations if operations is not None else REGISTRY
+        self.script_engine = _ScriptEngine(environment=RestrictedEnvironment(functions=functions, budget=budget),
+                                           operations=self.operations)
         self._cache: OrderedDict[Any, ProcessDefinition] = OrderedDict()
         self._cache_size = cache_size
         self._cache_lock = threading.Lock()
@@ -373,7 +394,7 @@ class Engine:
                     f"decision '{table.decision_id}' is defined in {tables[table.decision_id].filename} and in "
                     f"{table.filename}", filename=table.filename, element_id=table.decision_id)
             tables[table.decision_id] = table
-        parsed: ParsedProcess = parse_process(source, filename, tables)
+        parsed: ParsedProcess = parse_process(source, filename, tables, self.operations)
         return ProcessDefinition(parsed.catalogue, parsed.spec, parsed.subprocess_specs)
 
     @staticmethod

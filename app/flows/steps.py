@@ -10,19 +10,19 @@ from typing import Any
 from sqlalchemy import or_, select
 
 from app.audit.service import record_event
-from app.auth import TIMER, Actor, require
+from app.auth import SYSTEM, TIMER, Actor, require
 from app.cases.models import Case
 from app.cases.service import new_case
 from app.engine import Instance, ScriptError, WaitingTimer, get_engine, now
 from app.errors import ProcessFailedError
 from app.extensions import db
+from app.flows.operations import acting_for
 from app.processes.service import case_prefix, definition_for, definition_of, latest_version
+from app.stock.service import release_parts
 from app.tasks.models import WorkItem, WorkItemRole
 from app.timers.models import Timer
 from app.timers.scheduling import note_timer_changes
 
-SUMMARY_KEYS = ("outcome", "fault_class", "cause", "support_mode", "under_warranty", "free_of_charge",
-                "charge_reason")
 
 @dataclass
 class StoreResult:
@@ -45,12 +45,14 @@ def open_case(*, actor: Actor, process_id: str, reported_at: datetime, channel: 
     """Open a case on the latest version of a process and run it to its first wait (cases.open; the
     system opens the cases of recurring processes)."""
     require(actor, "cases.open")
-    added = new_case(actor=actor, version=latest_version(process_id), process_id=process_id,
-                     case_prefix=case_prefix(process_id), reported_at=reported_at, channel=channel,
+    version = latest_version(process_id)
+    added = new_case(actor=actor, version=version, process_id=process_id,
+                     case_prefix=case_prefix(version) if version else "", reported_at=reported_at, channel=channel,
                      description=description, title=title, priority=priority, customer_id=customer_id,
                      equipment_id=equipment_id, data=data)
     try:
-        instance = get_engine().start(definition_of(added.version), added.start_data)
+        with acting_for(actor, added.case):
+            instance = get_engine().start(definition_of(added.version), added.start_data)
     except ScriptError as exc:
         raise ProcessFailedError(f"the process could not start: {exc}") from exc
     stored = store_instance(added.case, instance, actor=actor, leading_events=[added.opened], new=True)
@@ -154,13 +156,18 @@ def store_instance(case: Case, instance: Instance, *, actor: Actor, completed: W
     if instance.is_completed and case.status == "open":
         case.status, case.closed_at = "closed", current
         events.append(("case_closed", {"outcome": data.get("outcome")}, user))
+        closing = True
+    else:
+        closing = False
     for type_, payload, who in events:
         record_event(case=case, type=type_, actor=who, payload=payload)
     case.state_json = instance.dump()
     case.updated_at = current
-    case.summary = {**{k: data[k] for k in SUMMARY_KEYS if k in data},
+    case.summary = {**{k: data[k] for k in instance.definition.catalogue.summary_fields if k in data},
                     "open_tasks": sorted(t.name for t in ready.values())}
     note_timer_changes(new=result.new_timers, ended=result.ended_timers)
+    if closing:  # parts a path that ended without using them still holds go back on the shelf
+        release_parts(actor=SYSTEM, case=case, reason="the case closed")
     return result
 
 

@@ -7,6 +7,7 @@ from typing import Any
 from app.auth import Actor, require
 from app.engine import ScriptError, TaskNotReadyError, UnknownTaskError, now
 from app.errors import ConflictError, ProcessFailedError
+from app.flows.operations import acting_for
 from app.flows.steps import CaseDetail, case_detail, load_instance, store_instance
 from app.tasks.models import WorkItem
 from app.tasks.service import (
@@ -51,7 +52,8 @@ def complete_work_item(*, work_item_id: int, actor: Actor, data: Any) -> CaseDet
     cleaned = validate_task_data(item, data)
     instance = load_instance(case)
     try:
-        instance.complete(item.task_id, cleaned)
+        with acting_for(actor, case):
+            instance.complete(item.task_id, cleaned)
     except (TaskNotReadyError, UnknownTaskError) as exc:
         raise ConflictError(str(exc)) from None
     except ScriptError as exc:

@@ -16,6 +16,7 @@ from app.auth import TIMER, Actor
 from app.cases.service import lock_case
 from app.engine import ScriptError, now
 from app.extensions import db
+from app.flows.operations import acting_for
 from app.flows.steps import load_instance, store_instance
 from app.timers.models import Timer
 from app.timers.scheduling import note_timer_changes
@@ -45,7 +46,8 @@ def fire_timer(*, timer_id: int, actor: Actor = TIMER) -> str:
         return f"already {timer.state}"
     instance = load_instance(case)
     try:
-        instance.run()
+        with acting_for(actor, case):
+            instance.run()
     except ScriptError as exc:  # the caller rolls back and marks the timer failed (fire_or_fail)
         raise TimerFiringError(_reason(exc)) from exc
     store_instance(case, instance, actor=actor)

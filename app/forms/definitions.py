@@ -1126,6 +1126,26 @@ class FormDefinition:
         """The values a new, untouched form starts with."""
         return _defaults(self.components)
 
+    def prefilled(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        """The values a new form starts with when its task's data already holds some of its fields (as
+        form-js fills a form from the task's variables): the defaults, overlaid with the data's values of the
+        same names, where they have the field's shape (a list of rows for a dynamic list, a plain value
+        otherwise)."""
+        values = self.defaults()
+        for name, component in _data_names(self.components):
+            if name not in data:
+                continue
+            value = data[name]
+            if component.type == "dynamiclist":
+                if isinstance(value, list) and all(isinstance(row, dict) for row in value):
+                    values[name] = copy.deepcopy(value)
+            elif component.type == "group":
+                if isinstance(value, dict):
+                    values[name] = copy.deepcopy(value)
+            elif value is None or isinstance(value, str | int | float | bool):
+                values[name] = value
+        return values
+
     def to_json(self) -> dict[str, Any]:
         """The definition as written in the form file (a copy)."""
         return copy.deepcopy(self.source)

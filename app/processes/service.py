@@ -29,13 +29,6 @@ from app.timers.schedules import sync_schedule
 MAX_BPMN_BYTES = 2_000_000
 MAX_DMN_BYTES = 1_000_000
 
-# Case number prefixes; other processes use the initials of their id's words.
-CASE_PREFIXES = {
-    "fault_handling": "FH", "emergency_repair": "ER", "monthly_inspection": "MI",
-    "return_visit": "RV", "consultation": "CQ", "complaint_handling": "CP",
-}
-
-
 @dataclass(frozen=True)
 class Deployment:
     """The outcome of deploying one file: the version, and whether it is new."""
@@ -54,9 +47,11 @@ class _Checked:
     decisions: dict[str, str]  # {decision id: DMN XML} of the tables the process runs
 
 
-def case_prefix(process_id: str) -> str:
-    """The prefix of case numbers of a process (FH for fault_handling)."""
-    return CASE_PREFIXES.get(process_id) or "".join(w[0] for w in process_id.split("_") if w).upper()[:4]
+def case_prefix(version: ProcessVersion) -> str:
+    """The prefix of a version's case numbers: its process's ``case_prefix`` setting (FH for fault handling),
+    else the initials of the process id's words."""
+    prefix = Catalogue.from_dict(version.catalogue).case_prefix
+    return prefix or "".join(w[0] for w in version.process_id.split("_") if w).upper()[:4]
 
 
 def _limit(column: Any) -> int:

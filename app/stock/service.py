@@ -232,25 +232,31 @@ def parse_lines(rows: Iterable[Any], *, field: str = "lines") -> list[PartLine]:
     return lines
 
 
-def reserve_parts(*, actor: Actor, case: Case, lines: Sequence[PartLine], field: str = "lines") -> list[Reservation]:
-    """Hold exactly these parts for the case in its region's warehouse (stock.reserve; the caller holds the
-    case's lock). All lines or none: a line that is not in stock refuses the whole reservation (409, naming
-    the line), and the caller's unit of work rolls back the lines before it."""
-    require(actor, "stock.reserve")
-    if not lines:
-        return []
+@dataclass(frozen=True)
+class _Wanted:
+    """Part lines matched to the stock levels of the case's region's warehouse."""
+
+    region: str
+    warehouse: Warehouse
+    quantities: dict[str, int]  # part number -> units wanted (duplicate lines added up)
+    position: dict[str, int]  # part number -> its first line, for naming it in errors
+    levels: dict[str, StockLevel]
+
+
+def _wanted(case: Case, lines: Sequence[PartLine], field: str) -> _Wanted:
+    """The levels that would supply ``lines`` for ``case``, or a refusal naming the first line not stocked."""
     region = case_region(case)
     if region is None:
         raise InvalidDataError("the case has no equipment or customer, so no region's stock can supply it",
                                errors={field: ["the case has no region"]})
     warehouse = _warehouse_of(region, field=field)
-    merged: dict[str, int] = {}
+    quantities: dict[str, int] = {}
     for line in lines:
-        merged[line.part_number] = merged.get(line.part_number, 0) + line.quantity
+        quantities[line.part_number] = quantities.get(line.part_number, 0) + line.quantity
     position = {line.part_number: n for n, line in reversed(list(enumerate(lines)))}
     levels: dict[str, StockLevel] = {}
     missing: dict[str, Any] = {}
-    for number in merged:
+    for number in quantities:
         level = _existing_level(warehouse, number)
         if level is None:
             missing[str(position[number])] = {"part_number": [f"the {warehouse.name} does not stock part {number}"]}
@@ -258,19 +264,46 @@ def reserve_parts(*, actor: Actor, case: Case, lines: Sequence[PartLine], field:
             levels[number] = level
     if missing:
         raise ConflictError(f"the parts are not all stocked in region {region}", errors={field: missing})
+    return _Wanted(region, warehouse, quantities, position, levels)
+
+
+def _short(wanted: _Wanted, number: str, level: StockLevel, field: str) -> ConflictError:
+    quantity = wanted.quantities[number]
+    return ConflictError(
+        f"only {level.available} of part {number} {'is' if level.available == 1 else 'are'} available in "
+        f"the {wanted.warehouse.name}; {quantity} {'was' if quantity == 1 else 'were'} asked for",
+        errors={field: {str(wanted.position[number]): {"quantity": [
+            f"only {level.available} available in region {wanted.region}"]}}})
+
+
+def check_available(*, actor: Actor, case: Case, lines: Sequence[PartLine], field: str = "lines") -> dict[str, int]:
+    """Whether the case's region stocks every line and has it available now, reserving nothing
+    (stock.read): {part number: units available}; a refusal names the line (409)."""
+    require(actor, "stock.read")
+    wanted = _wanted(case, lines, field)
+    for number, level in wanted.levels.items():
+        if level.available < wanted.quantities[number]:
+            raise _short(wanted, number, level, field)
+    return {number: level.available for number, level in wanted.levels.items()}
+
+
+def reserve_parts(*, actor: Actor, case: Case, lines: Sequence[PartLine], field: str = "lines") -> list[Reservation]:
+    """Hold exactly these parts for the case in its region's warehouse (stock.reserve; the caller holds the
+    case's lock). All lines or none: a line that is not in stock refuses the whole reservation (409, naming
+    the line), and the caller's unit of work rolls back the lines before it."""
+    require(actor, "stock.reserve")
+    if not lines:
+        return []
+    wanted = _wanted(case, lines, field)
     current = now()
     reservations: list[Reservation] = []
     # One order for every transaction (by level id), so two multi-line reservations cannot deadlock.
-    for number, level in sorted(levels.items(), key=lambda kv: kv[1].id):
-        quantity = merged[number]
+    for number, level in sorted(wanted.levels.items(), key=lambda kv: kv[1].id):
+        quantity = wanted.quantities[number]
         changed = _try_change(level, StockLevel.on_hand - StockLevel.reserved >= quantity,
                               reserved=StockLevel.reserved + quantity, updated_at=current)
         if changed is None:
-            raise ConflictError(
-                f"only {level.available} of part {number} {'is' if level.available == 1 else 'are'} available in "
-                f"the {warehouse.name}; {quantity} {'was' if quantity == 1 else 'were'} asked for",
-                errors={field: {str(position[number]): {"quantity": [
-                    f"only {level.available} available in region {region}"]}}})
+            raise _short(wanted, number, level, field)
         reservation = Reservation(case_id=case.id, stock_level=level, stock_level_id=level.id, quantity=quantity,
                                   state="held", created_at=current, created_by=actor.username)
         db.session.add(reservation)
@@ -278,7 +311,7 @@ def reserve_parts(*, actor: Actor, case: Case, lines: Sequence[PartLine], field:
         _movement(level, "reserved", quantity, *changed, actor=actor, case_id=case.id, reservation=reservation)
         reservations.append(reservation)
     record_event(case=case, type="parts_reserved", actor=actor.username, payload={
-        "warehouse": warehouse.code, "region": region,
+        "warehouse": wanted.warehouse.code, "region": wanted.region,
         "lines": [_reservation_line(r) for r in reservations]})
     return reservations
 

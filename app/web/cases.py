@@ -17,10 +17,11 @@ from app.audit.models import CaseEvent
 from app.audit.service import list_events
 from app.cases import service as cases
 from app.cases.models import CASE_STATUSES
-from app.engine import now
+from app.engine import Catalogue, now
 from app.flows import steps
 from app.flows.diagram import STATE_WORDS
 from app.forms import localized_title, render_form_readonly
+from app.forms.rendering import component_label
 from app.processes.service import list_processes
 from app.tasks.service import forms
 from app.uow import unit_of_work
@@ -240,10 +241,30 @@ def earlier_records(case_id: int, work_item_id: int) -> list[EarlierRecord]:
     return found
 
 
-def summary_rows(summary: dict[str, Any] | None) -> list[tuple[str, str]]:
-    """The process facts the case summary holds (outcome, fault class…), in words."""
-    summary = summary or {}
-    return [(str(label), humanize(summary[key])) for key, label in SUMMARY_LABELS.items() if key in summary]
+def _field_labels() -> dict[str, str]:
+    """Each data name of the record forms with its label in the page's language (the first form's wins)."""
+    labels: dict[str, str] = {}
+
+    def walk(components: Any) -> None:
+        for component in components:
+            if component.name and component.name not in labels and component.label:
+                labels[component.name] = component_label(component)
+            walk(component.children)
+
+    for form in forms():
+        walk(form.components)
+    return labels
+
+
+def summary_rows(case: Any) -> list[tuple[str, str]]:
+    """The process facts the case summary holds, in the order its process's ``summary_fields`` setting names
+    them, in words: the label the page keeps for a computed fact (outcome, free of charge…), else the label
+    of the record form field it came from, else the name itself."""
+    summary = case.summary or {}
+    fields = Catalogue.from_dict(case.process_version.catalogue).summary_fields if case.process_version else ()
+    labels = _field_labels() if any(key not in SUMMARY_LABELS for key in fields) else {}
+    return [(str(SUMMARY_LABELS.get(key) or labels.get(key) or key.replace("_", " ")), humanize(summary[key]))
+            for key in fields if key in summary]
 
 
 @bp.get("/<id:case_id>")
@@ -255,7 +276,7 @@ def detail(case_id: int) -> str:
     warranty_open = bool(equipment and equipment.warranty_ends_on
                          and equipment.warranty_ends_on >= now().astimezone(UTC).date())
     return render_template("cases/detail.html", case=case, history=history(case.id),
-                           summary=summary_rows(case.summary), warranty_open=warranty_open,
+                           summary=summary_rows(case), warranty_open=warranty_open,
                            channel_words=CHANNEL_WORDS, priority_words=PRIORITY_WORDS,
                            entry_delay=case.opened_at - case.reported_at, **case_page_parts(case.id))
 

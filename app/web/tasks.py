@@ -40,15 +40,17 @@ def _page(item: WorkItem, *, values: dict[str, Any] | None = None, errors: dict[
     fields: Markup | None = None
     record: Markup | None = None
     if item.state == "ready" and form is not None:
-        # A form whose text shows process variables ({{ charge_reason }}) reads the data the task sees.
-        context = task_flow.task_detail(item, actor=current_actor()).data if form.templated else None
-        fields = render_form_fields(form, values, errors, context=context)
+        # The data the task sees fills the fields it already holds (the reserved parts into the repair
+        # record) and the variables the form's text shows ({{ charge_reason }}).
+        context = task_flow.task_detail(item, actor=current_actor()).data
+        fields = render_form_fields(form, form.prefilled(context) if values is None else values, errors,
+                                    context=context)
     elif item.state == "completed" and form is not None:
         data = completed_task_data(actor=current_actor(), case_id=item.case_id, work_item_id=item.id)
         record = render_form_readonly(form, data) if data is not None else None
     return render_template("tasks/detail.html", item=item, case=item.case, form=form, fields=fields,
                            record=record, form_missing=form_missing, errors=errors or {},
-                           summary=summary_rows(item.case.summary)), status
+                           summary=summary_rows(item.case)), status
 
 
 def _conflict(item: WorkItem, message: str) -> ResponseReturnValue:

@@ -25,7 +25,7 @@ from tests.support import WORKING_ROLES
 
 # Record-form data that walks a warranty fault along the remote path to the end.
 DIAGNOSIS = {"diagnosis": "Rectifier fuse blown", "fault_class": "common", "removal_target_hours": 48,
-             "cause": "quality", "support_mode": "remote", "parts_needed": False}
+             "cause": "quality", "support_mode": "remote", "parts_needed": False, "parts_requested": []}
 REMOTE_REPAIRED = {"remote_channel": "network", "work_performed": "Reset the rectifier", "remote_result": "repaired"}
 REPORT = {"report_summary": "Fault removed remotely", "report_sent_via": "email", "customer_confirmed": True}
 REVIEW = {"escalation_action": "expedited", "escalation_note": "Called the engineer"}

@@ -160,7 +160,7 @@ def _drop(name: str) -> dict[str, Any]:
 
 
 DIAGNOSIS = {"diagnosis": "Rectifier fuse blown", "fault_class": "common", "removal_target_hours": 48,
-             "cause": "quality", "support_mode": "remote", "parts_needed": False}
+             "cause": "quality", "support_mode": "remote", "parts_needed": False, "parts_requested": []}
 INVALID_DATA = {
     "missing required text": (_drop("diagnosis"), "diagnosis"),
     "missing required choice": (_drop("support_mode"), "support_mode"),

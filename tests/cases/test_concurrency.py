@@ -34,7 +34,7 @@ from tests.support import WORKING_ROLES, user_token
 CLIENTS = 8
 RETRIES = 20
 DIAGNOSIS = {"diagnosis": "Rectifier fuse blown", "fault_class": "common", "removal_target_hours": 48,
-             "cause": "quality", "support_mode": "remote", "parts_needed": False}
+             "cause": "quality", "support_mode": "remote", "parts_needed": False, "parts_requested": []}
 REMOTE_REPAIRED = {"remote_channel": "network", "work_performed": "Reset the rectifier", "remote_result": "repaired"}
 
 pytestmark = pytest.mark.concurrency

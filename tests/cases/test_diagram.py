@@ -15,12 +15,12 @@ from app.engine import Engine, Instance, ManualClock, ProcessDefinition, set_clo
 from app.errors import NotFoundError
 from app.flows.diagram import case_diagram
 from tests.conftest import ROOT
-from tests.support import workflow_decisions
+from tests.support import engine_for_tests, workflow_decisions
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 IN_WARRANTY = {"id": 1, "model": "EA990-200K", "serial_number": "S1", "warranty_ends_on": "2027-02-28"}
 DIAGNOSIS = {"diagnosis": "Rectifier fuse blown", "fault_class": "common", "removal_target_hours": 48,
-             "cause": "quality", "support_mode": "remote", "parts_needed": False}
+             "cause": "quality", "support_mode": "remote", "parts_needed": False, "parts_requested": []}
 REMOTE_REPAIRED = {"remote_channel": "network", "work_performed": "Reset the rectifier", "remote_result": "repaired"}
 REPORT = {"report_summary": "Fixed", "report_sent_via": "email", "customer_confirmed": True}
 
@@ -28,7 +28,7 @@ REPORT = {"report_summary": "Fixed", "report_sent_via": "email", "customer_confi
 @pytest.fixture(scope="module")
 def engine() -> Engine:
     """One engine for the module."""
-    return Engine()
+    return engine_for_tests()
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from app.engine import Engine, ScriptError
+from app.engine import ScriptError
 from app.engine.budget import Budget, ScriptBudgetError
 from app.engine.restricted import RestrictedEnvironment
+from tests.support import engine_for_tests
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 BUDGET_MS = 300
@@ -319,7 +320,7 @@ def test_the_app_setting_reaches_the_engine(app) -> None:
 # Through the engine: a ScriptError naming the element
 # --------------------------------------------------------------------------------------------------
 def test_a_looping_script_is_a_script_error_naming_the_element() -> None:
-    engine = Engine(budget=Budget(time_ms=BUDGET_MS))
+    engine = engine_for_tests(budget=Budget(time_ms=BUDGET_MS))
     definition = engine.parse((DATA / "budget_loop_at_start.bpmn").read_bytes(), "budget_loop_at_start.bpmn")
     started = time.monotonic()
     with pytest.raises(ScriptError) as caught:
@@ -330,7 +331,7 @@ def test_a_looping_script_is_a_script_error_naming_the_element() -> None:
 
 
 def test_a_looping_condition_is_a_script_error_naming_the_gateway() -> None:
-    engine = Engine(budget=Budget(time_ms=BUDGET_MS))
+    engine = engine_for_tests(budget=Budget(time_ms=BUDGET_MS))
     definition = engine.parse((DATA / "budget_gateway_after_task.bpmn").read_bytes(), "budget_gateway.bpmn")
     instance = engine.start(definition, {})
     task = instance.ready_human_tasks()[0]

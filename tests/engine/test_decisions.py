@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from app.engine import DecisionTable, Engine, ProcessDefinitionError, ScriptError
+from tests.support import engine_for_tests
 
 ROOT = Path(__file__).resolve().parents[2]
 WARRANTY = ROOT / "workflows" / "warranty.dmn"
@@ -18,7 +19,7 @@ DMN13 = "https://www.omg.org/spec/DMN/20191111/MODEL/"
 @pytest.fixture(scope="module")
 def engine() -> Engine:
     """One engine, as in a worker process."""
-    return Engine()
+    return engine_for_tests()
 
 
 def dmn(rules: str, *, hit_policy: str = 'hitPolicy="UNIQUE"', decision_id: str = "pick",

@@ -20,20 +20,20 @@ from app.engine import (
     TaskNotReadyError,
     UnknownTaskError,
 )
-from tests.support import workflow_decisions
+from tests.support import engine_for_tests, workflow_decisions
 
 ROOT = Path(__file__).resolve().parents[2]
 FAULT = ROOT / "workflows" / "fault_handling.bpmn"
 RUNTIME_FAILURE = ROOT / "tests" / "data" / "runtime_failure.bpmn"
 DIAGNOSIS = {"diagnosis": "Rectifier fuse blown", "fault_class": "common", "removal_target_hours": 48,
-             "cause": "quality", "support_mode": "remote", "parts_needed": False}
+             "cause": "quality", "support_mode": "remote", "parts_needed": False, "parts_requested": []}
 REVIEW = {"escalation_action": "expedited", "escalation_note": "Called the engineer"}
 
 
 @pytest.fixture(scope="module")
 def engine() -> Engine:
     """One engine, as in a worker process."""
-    return Engine()
+    return engine_for_tests()
 
 
 def _stored(engine: Engine, path: Path, source: bytes | None = None) -> ProcessDefinition:
@@ -98,7 +98,7 @@ def test_instance_state_does_not_contain_the_spec(engine: Engine, fault: Process
 
 
 def test_a_definition_is_restored_once_and_then_shared(fault: ProcessDefinition) -> None:
-    engine = Engine(cache_size=1)
+    engine = engine_for_tests(cache_size=1)
     stored = engine.dump_definition(fault)
     calls: list[str] = []
 
@@ -203,7 +203,7 @@ def test_submitted_and_start_data_are_copied_not_shared(engine: Engine, fault: P
              "notes": ["first"]}
     instance = engine.start(fault, start)
     start["notes"].append("changed afterwards")
-    submitted = {**DIAGNOSIS, "parts_needed": False}
+    submitted = {**DIAGNOSIS, "parts_needed": False, "parts_requested": []}
     instance.complete(human(instance, "diagnose_fault"), submitted)
     submitted["diagnosis"] = "changed afterwards"
     assert instance.data["notes"] == ["first"]

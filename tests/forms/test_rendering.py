@@ -26,9 +26,15 @@ FORMS_DIR = Path(__file__).resolve().parents[2] / "forms"
 XSS = '"><script>alert(1)</script><img src=x onerror=alert(2)>'
 
 
+TEST_FORMS_DIR = Path(__file__).resolve().parents[1] / "data" / "forms"
+
+
 @pytest.fixture(scope="module")
 def registry() -> FormRegistry:
-    return FormRegistry.load(FORMS_DIR)
+    """The shipped forms, and the test forms of tests/data/forms (parts_list: a list of at least one row)."""
+    shipped = FormRegistry.load(FORMS_DIR)
+    extra = FormRegistry.load(TEST_FORMS_DIR)
+    return FormRegistry({**{form.key: form for form in shipped}, **{form.key: form for form in extra}})
 
 
 class Page(HTMLParser):
@@ -357,7 +363,7 @@ def test_datetime_is_shown_in_utc(registry: FormRegistry) -> None:
 
 
 def test_dynamic_list_rows_errors_and_spare_rows(registry: FormRegistry) -> None:
-    form = registry.get("parts_reservation")
+    form = registry.get("parts_list")
     values = {
         "warehouse": "W1",
         "reserved_parts": [
@@ -381,7 +387,7 @@ def test_dynamic_list_rows_errors_and_spare_rows(registry: FormRegistry) -> None
     assert page.one("input", name="reserved_parts-0-part_number")["value"] == "BAT-1"
     bad = page.one("input", name="reserved_parts-1-quantity")
     assert bad["value"] == "many" and bad["aria-invalid"] == "true"
-    assert page.one("p", id="f-parts_reservation-reserved_parts-1-quantity-error")
+    assert page.one("p", id="f-parts_list-reserved_parts-1-quantity-error")
     assert "aria-invalid" not in page.one("input", name="reserved_parts-0-quantity")
     # Filled rows keep their required fields; the spare rows must not block submitting.
     assert "required" in page.one("input", name="reserved_parts-1-part_number")
@@ -397,7 +403,7 @@ def test_dynamic_list_rows_errors_and_spare_rows(registry: FormRegistry) -> None
 
 
 def test_dynamic_list_first_row_is_required_when_rows_are_required(registry: FormRegistry) -> None:
-    page = Page(render_form_fields(registry.get("parts_reservation"), None, None))
+    page = Page(render_form_fields(registry.get("parts_list"), None, None))
     assert "required" in page.one("input", name="reserved_parts-0-part_number")
     assert "required" not in page.one("input", name="reserved_parts-1-part_number")
     optional = Page(render_form_fields(registry.get("onsite_repair_record"), None, None))
@@ -406,13 +412,13 @@ def test_dynamic_list_first_row_is_required_when_rows_are_required(registry: For
 
 def test_dynamic_list_error_for_the_whole_list(registry: FormRegistry) -> None:
     html = render_form_fields(
-        registry.get("parts_reservation"), {}, {"reserved_parts": ["Enter at least 1 row."]}
+        registry.get("parts_list"), {}, {"reserved_parts": ["Enter at least 1 row."]}
     )
     page = Page(html)
-    assert page.one("fieldset", id="f-parts_reservation-reserved_parts")["aria-describedby"] == (
-        "f-parts_reservation-reserved_parts-error"
+    assert page.one("fieldset", id="f-parts_list-reserved_parts")["aria-describedby"] == (
+        "f-parts_list-reserved_parts-error"
     )
-    assert page.one("p", id="f-parts_reservation-reserved_parts-error")
+    assert page.one("p", id="f-parts_list-reserved_parts-error")
 
 
 def test_dynamic_list_at_its_maximum_has_no_spare_row() -> None:

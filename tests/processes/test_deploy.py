@@ -39,7 +39,7 @@ ONE_TASK = ROOT / "tests" / "data" / "one_task.bpmn"
 RUNTIME_FAILURE = ROOT / "tests" / "data" / "runtime_failure.bpmn"
 DIAGNOSIS_DEADLINE = "add_duration(reported_at, 'PT24H')"
 DIAGNOSIS = {"diagnosis": "Fuse", "fault_class": "common", "removal_target_hours": 48, "cause": "quality",
-             "support_mode": "remote", "parts_needed": False}
+             "support_mode": "remote", "parts_needed": False, "parts_requested": []}
 
 
 def deploy(app: Flask, path: Path, *extra: str) -> Result:

@@ -32,7 +32,7 @@ from tests.support import WorkerProcesses, open_due_in, staff_actor, timer_of, w
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"
 DIAGNOSIS = {"diagnosis": "Fan failure", "fault_class": "common", "removal_target_hours": 48,
-             "cause": "quality", "support_mode": "remote", "parts_needed": False}
+             "cause": "quality", "support_mode": "remote", "parts_needed": False, "parts_requested": []}
 
 
 @pytest.fixture

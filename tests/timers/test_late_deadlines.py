@@ -29,7 +29,7 @@ from tests.support import staff_actor
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 DIAGNOSIS = {"diagnosis": "Fan failure", "fault_class": "common", "removal_target_hours": 48,
-             "cause": "quality", "support_mode": "remote", "parts_needed": False}
+             "cause": "quality", "support_mode": "remote", "parts_needed": False, "parts_requested": []}
 
 
 def fault_case(reported_at: datetime) -> int:

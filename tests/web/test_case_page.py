@@ -12,16 +12,21 @@ from urllib.parse import quote
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import select
 from werkzeug.test import TestResponse
 
 from app.engine import ManualClock
+from app.extensions import db
+from app.registry.models import Equipment
+from app.registry.service import seed_demo_data
 from app.web import vendor
+from tests.support import stocked_region
 
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
 DIAGNOSIS = {"diagnosis": "Battery string 2 failed the load test", "fault_class": "common",
-             "removal_target_hours": 48, "cause": "quality", "support_mode": "remote", "parts_needed": True}
-PARTS = {"warehouse": "South regional stock",
-         "reserved_parts": [{"part_number": "BAT-12V-100", "description": "12 V battery", "quantity": 8}]}
+             "removal_target_hours": 48, "cause": "quality", "support_mode": "remote", "parts_needed": True,
+             "parts_requested": [{"part_number": "BAT-12V-100", "quantity": 8}]}
+PARTS = {"reservation_note": "Packed on shelf B3 of the South regional stock"}
 REMOTE = {"remote_channel": "network", "work_performed": "Reset the charger", "remote_result": "repaired"}
 
 
@@ -40,10 +45,14 @@ def csrf_of(client: FlaskClient, path: str) -> str:
 
 @pytest.fixture
 def case_id(deployed: Flask, clock: ManualClock, signed_in: Callable[..., FlaskClient]) -> int:
-    """A fault case opened by an agent."""
+    """A fault case opened by an agent on out-of-warranty equipment of the South region, whose warehouse stocks
+    batteries."""
+    seed_demo_data()
+    stocked_region("South", {"BAT-12V-100": 8})
+    equipment = db.session.scalar(select(Equipment.id).where(Equipment.serial_number == "EA66060K0417"))
     response = signed_in("lin", "agent").post("/api/cases", json={
         "process": "fault_handling", "channel": "phone", "reported_at": "2026-03-02T07:00:00+00:00",
-        "description": "UPS alarm: battery fault"})
+        "description": "UPS alarm: battery fault", "equipment_id": equipment})
     assert response.status_code == 201, response.get_json()
     return int(response.get_json()["id"])
 
@@ -208,7 +217,7 @@ def test_the_warehouse_keeper_and_the_report_writer_see_the_earlier_records(
     page = writer.get(f"/tasks/{report_id}")
     report = text_of(page)
     for words in ("Fault diagnosis — Diagnose fault", "Spare parts reservation — Reserve spare parts",
-                  "BAT-12V-100", "South regional stock", "Remote repair record — Repair remotely",
+                  "BAT-12V-100", "Packed on shelf B3", "Remote repair record — Repair remotely",
                   "Reset the charger"):
         assert words in report, words
     html = page.get_data(as_text=True)

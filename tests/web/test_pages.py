@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import select
 from werkzeug.test import TestResponse
 
 from app.cases.models import Case
@@ -20,7 +21,7 @@ from app.registry.models import Equipment
 from app.registry.service import seed_demo_data
 from app.tasks.models import WorkItem
 from app.web.filters import deadline_clock, format_duration, format_utc
-from tests.support import WORKING_ROLES
+from tests.support import WORKING_ROLES, stocked_region
 
 IN_WARRANTY = "EA99020K0001"  # warranty to 2027-02-28
 OUT_OF_WARRANTY = "EA66060K0417"  # warranty ended 2024-06-14
@@ -304,13 +305,15 @@ def test_fault_case_worked_to_closed_remotely_through_the_pages(seeded: Flask, c
 
 def test_quote_accepted_on_site_path_with_parts_through_the_pages(seeded: Flask, client: FlaskClient,
                                                                   clock: ManualClock) -> None:
+    stocked_region("South", {"BAT-12V-100": 10})
     case_id = open_case(client, equipment_id=equipment_id(OUT_OF_WARRANTY), channel="email",
                         description="UPS in the network room shuts down under load")
     page = text_of(client.get(f"/cases/{case_id}"))
     assert "warranty expired" in page
     clock.advance(timedelta(hours=2))
     work(client, case_id, "diagnose_fault", {**DIAGNOSIS, "cause": "wear", "support_mode": "on_site",
-                                             "parts_needed": "true"})
+                                             "parts_needed": "true", "parts_requested-0-part_number": "BAT-12V-100",
+                                             "parts_requested-0-quantity": "8"})
     assert "Free of charge No" in text_of(client.get(f"/cases/{case_id}"))
     quote = text_of(client.get(f"/tasks/{ready_task(case_id, 'quote_maintenance_cost')}"))
     assert "Role Customer service agent" in quote and "Deadline none" in quote
@@ -319,24 +322,38 @@ def test_quote_accepted_on_site_path_with_parts_through_the_pages(seeded: Flask,
     work(client, case_id, "quote_maintenance_cost", {"quote_amount": "1250.00", "quote_currency": "CNY",
                                                      "quote_accepted": "yes"})
     clock.advance(timedelta(hours=1))
-    work(client, case_id, "reserve_parts", {"warehouse": "South regional stock",
-                                            "reserved_parts-0-part_number": "BAT-12V-100",
-                                            "reserved_parts-0-quantity": "8",
-                                            "reserved_parts-1-part_number": "", "reserved_parts-1-quantity": ""})
+    reserve = text_of(client.get(f"/tasks/{ready_task(case_id, 'reserve_parts')}"))
+    assert "Reserve exactly the parts the diagnosis named" in reserve and "BAT-12V-100 x 8" in reserve
+    work(client, case_id, "reserve_parts", {"reservation_note": "Shelf B3"})
+    assert _stock("BAT-12V-100") == (10, 8)
     clock.advance(timedelta(hours=3))
+    onsite = client.get(f"/tasks/{ready_task(case_id, 'repair_on_site')}").get_data(as_text=True)
+    assert 'name="parts_used-0-part_number" value="BAT-12V-100"' in onsite  # prefilled with what was reserved
     work(client, case_id, "repair_on_site", {"engineer_name": "Wang Lei", "arrived_at": "2026-03-02T12:30",
                                              "work_performed": "Replaced battery string 2.",
                                              "parts_used-0-part_number": "BAT-12V-100",
-                                             "parts_used-0-quantity": "8", "onsite_result": "repaired"})
+                                             "parts_used-0-quantity": "6", "onsite_result": "repaired"})
+    assert _stock("BAT-12V-100") == (4, 0)  # six used, two back on the shelf
     work(client, case_id, "write_processing_report", REPORT)
 
     page = text_of(client.get(f"/cases/{case_id}"))
     assert "Status Closed, closed 2026-03-02 22:00" in page
     assert "Outcome repaired on site" in page
     assert "2026-03-02 18:00 Fault diagnosis recorded by demo (task 'Diagnose fault') Task Diagnose fault" in page
-    for words in ("Maintenance cost quote", "1250.00", "Spare parts reservation", "BAT-12V-100",
+    for words in ("Maintenance cost quote", "1250.00", "Spare parts reservation", "Shelf B3",
                   "On-site maintenance record", "Wang Lei", "2026-03-02 12:30 UTC", "Replaced battery string 2."):
         assert words in page, words
+
+
+def _stock(part_number: str) -> tuple[int, int]:
+    """(on hand, reserved) of a part in the South warehouse, read afresh."""
+    from app.stock.models import Part, StockLevel
+
+    db.session.rollback()
+    level = db.session.scalar(select(StockLevel).join(StockLevel.part).where(Part.part_number == part_number)
+                              .execution_options(populate_existing=True))
+    assert level is not None
+    return level.on_hand, level.reserved
 
 
 def test_cases_list_filters_by_status_process_and_text(seeded: Flask, client: FlaskClient) -> None:

@@ -23,7 +23,7 @@ from app.web.filters import deadline_outcome
 
 Client = Callable[..., FlaskClient]
 DIAGNOSIS = {"diagnosis": "Rectifier fuse blown", "fault_class": "common", "removal_target_hours": 48,
-             "cause": "quality", "support_mode": "remote", "parts_needed": False}
+             "cause": "quality", "support_mode": "remote", "parts_needed": False, "parts_requested": []}
 
 
 def text_of(response: TestResponse) -> str:

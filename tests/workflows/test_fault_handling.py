@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from app.engine import Engine, Instance, ManualClock, ProcessDefinition, set_clock
-from tests.support import workflow_decisions
+from tests.support import engine_for_tests, recording_operations, workflow_decisions
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
@@ -18,14 +18,22 @@ IN_WARRANTY = {"id": 1, "model": "EA990-200K", "serial_number": "S1", "warranty_
 OUT_OF_WARRANTY = {"id": 2, "model": "EA660-60K", "serial_number": "S2", "warranty_ends_on": "2024-06-14"}
 
 DIAGNOSIS = {"diagnosis": "Rectifier fuse blown", "fault_class": "common", "removal_target_hours": 48,
-             "cause": "quality", "support_mode": "remote", "parts_needed": False}
+             "cause": "quality", "support_mode": "remote", "parts_needed": False, "parts_requested": []}
 REPORT = {"report_summary": "Fixed", "report_sent_via": "email", "customer_confirmed": True}
+
+
+CALLS: list[tuple[str, dict[str, Any]]] = []  # the service tasks' operations, as they were called
 
 
 @pytest.fixture(scope="module")
 def engine() -> Engine:
-    """One engine for the module, like a worker process."""
-    return Engine()
+    """One engine for the module, like a worker process; its operations record their calls in CALLS."""
+    return engine_for_tests(operations=recording_operations(CALLS))
+
+
+@pytest.fixture(autouse=True)
+def _no_calls_yet() -> None:
+    CALLS.clear()
 
 
 @pytest.fixture(scope="module")
@@ -107,16 +115,26 @@ def test_out_of_warranty_quote_accepted_parts_on_site(engine: Engine, definition
     instance = start(engine, definition, equipment=OUT_OF_WARRANTY)
     instance = walk(engine, instance, [
         ("diagnose_fault", {**DIAGNOSIS, "support_mode": "on_site", "parts_needed": True,
+                            "parts_requested": [{"part_number": "F-200", "quantity": 2},
+                                                {"part_number": "CAP-1", "quantity": 1}],
                             "fault_class": "complex", "removal_target_hours": 72}),
+    ])
+    assert instance.data["parts_to_reserve_text"] == "F-200 x 2; CAP-1 x 1"
+    assert instance.data["parts_used"] == instance.data["parts_to_reserve"]  # the on-site record starts with them
+    instance = walk(engine, instance, [
         ("quote_maintenance_cost", {"quote_amount": 1200.0, "quote_currency": "CNY", "quote_accepted": "yes"}),
-        ("reserve_parts", {"warehouse": "South", "reserved_parts": [{"part_number": "F-200", "quantity": 2}]}),
+        ("reserve_parts", {"reservation_note": "Shelf B3"}),
         ("repair_on_site", {"engineer_name": "Wang", "arrived_at": "2026-03-02T12:00:00+00:00",
-                            "work_performed": "Replaced fuse", "parts_used": [], "onsite_result": "repaired"}),
+                            "work_performed": "Replaced fuse",
+                            "parts_used": [{"part_number": "F-200", "quantity": 1}], "onsite_result": "repaired"}),
         ("write_processing_report", REPORT),
     ])
     assert instance.is_completed
     assert instance.data["outcome"] == "repaired_on_site"
     assert instance.data["removal_due_at"] == (T0 + timedelta(hours=72)).isoformat()
+    assert [name for name, _ in CALLS] == ["stock.check", "stock.reserve", "stock.use"]
+    assert CALLS[1][1]["lines"] == [{"part_number": "F-200", "quantity": 2}, {"part_number": "CAP-1", "quantity": 1}]
+    assert CALLS[2][1]["used"] == [{"part_number": "F-200", "quantity": 1}]
 
 
 def test_quote_declined_goes_straight_to_the_report(engine: Engine, definition: ProcessDefinition,

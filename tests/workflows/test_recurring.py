@@ -12,6 +12,7 @@ import pytest
 
 from app.engine import Engine, Instance, ManualClock, ProcessDefinition, set_clock
 from app.forms import FormRegistry, FormValidationError
+from tests.support import engine_for_tests
 
 ROOT = Path(__file__).resolve().parents[2]
 OCCURRENCE = datetime(2026, 3, 31, 17, 0, tzinfo=UTC)  # 1 April 2026, 01:00 +08:00
@@ -29,7 +30,7 @@ JUDGEMENT = {"is_quality_problem": "yes", "under_warranty": "yes",
 @pytest.fixture(scope="module")
 def engine() -> Engine:
     """One engine for the module, like a worker process."""
-    return Engine()
+    return engine_for_tests()
 
 
 def _definition(engine: Engine, process_id: str) -> ProcessDefinition:

@@ -16,7 +16,7 @@ from lxml import etree
 
 from app.engine import DecisionTable, Engine, Instance, ManualClock, ProcessDefinition, set_clock
 from tests.engine.test_decisions import bpmn
-from tests.support import workflow_decisions
+from tests.support import engine_for_tests, workflow_decisions
 
 ROOT = Path(__file__).resolve().parents[2]
 WARRANTY = ROOT / "workflows" / "warranty.dmn"
@@ -26,7 +26,7 @@ CAUSES = [v["value"] for c in json.loads((ROOT / "forms" / "fault_diagnosis.form
 IN_WARRANTY = {"id": 1, "warranty_ends_on": "2099-12-31"}
 OUT_OF_WARRANTY = {"id": 2, "warranty_ends_on": "2020-01-01"}
 DIAGNOSIS = {"diagnosis": "Rectifier fuse blown", "fault_class": "common", "removal_target_hours": 48,
-             "cause": "quality", "support_mode": "remote", "parts_needed": False}
+             "cause": "quality", "support_mode": "remote", "parts_needed": False, "parts_requested": []}
 
 # Every row of the table: (rule id, under_warranty, cause) -> (free_of_charge, charge_basis, charge_reason).
 ROWS = {
@@ -48,7 +48,7 @@ ROWS = {
 @pytest.fixture(scope="module")
 def engine() -> Engine:
     """One engine, as in a worker process."""
-    return Engine()
+    return engine_for_tests()
 
 
 @pytest.fixture(scope="module")
