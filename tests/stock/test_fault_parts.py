@@ -117,6 +117,9 @@ def test_the_keeper_holds_exactly_the_diagnosed_parts_and_the_repair_uses_what_i
     assert level("BAT-12V-100") == (4, 0)
     used = [payload for type_, _, payload in events(case_id) if type_ == "parts_used"]
     assert [(line["state"], line["consumed"]) for line in used[0]["lines"]] == [("consumed", 6)]
+    page = keeper.get(f"/cases/{case_id}").get_data(as_text=True)
+    assert "Spare parts reserved by zhao: BAT-12V-100 × 8" in page
+    assert "Spare parts used, booked by li: BAT-12V-100 × 6; the rest went back on the shelf" in page
 
 
 def test_parts_a_replacement_did_not_use_go_back_when_the_case_closes(case_id: int, signed_in: Client) -> None:
