@@ -12,8 +12,9 @@ from sqlalchemy import func, or_, select, union
 from sqlalchemy.orm import selectinload, undefer
 from sqlalchemy.orm.attributes import flag_modified
 
+from app.audit.service import record_event
 from app.auth import Actor, require
-from app.cases.models import CHANNELS, PRIORITIES, Case
+from app.cases.models import CHANNELS, PRIORITIES, Case, CaseLink
 from app.engine import (
     EngineError,
     ensure_utc,
@@ -198,5 +199,30 @@ def open_cases_of_equipment(*, actor: Actor, equipment_ids: Collection[int]) -> 
     return found
 
 
-__all__ = ["EngineError", "NewCase", "get_case", "list_cases", "lock_case", "new_case",
+__all__ = ["EngineError", "NewCase", "get_case", "link_cases", "linked_cases", "list_cases", "lock_case", "new_case",
            "open_cases_of_equipment"]
+
+
+def link_cases(*, actor: Actor, source: Case, target: Case, kind: str) -> CaseLink:
+    """Link ``target`` to the case ``source`` it was opened from (cases.open; the caller holds the source's
+    lock and just opened the target), with a ``case_linked`` event in both histories."""
+    require(actor, "cases.open")
+    link = CaseLink(from_case_id=source.id, to_case_id=target.id, kind=kind, created_at=now(),
+                    created_by=actor.username)
+    db.session.add(link)
+    record_event(case=source, type="case_linked", actor=actor.username, payload={
+        "direction": "opened", "case_id": target.id, "number": target.number, "kind": kind})
+    record_event(case=target, type="case_linked", actor=actor.username, payload={
+        "direction": "opened_from", "case_id": source.id, "number": source.number, "kind": kind})
+    return link
+
+
+def linked_cases(*, actor: Actor, case_id: int) -> list[tuple[CaseLink, Case]]:
+    """The cases linked to a case, either way, oldest link first, each with the other case (cases.read)."""
+    require(actor, "cases.read")
+    links = list(db.session.scalars(select(CaseLink).where(or_(CaseLink.from_case_id == case_id,
+                                                                CaseLink.to_case_id == case_id))
+                                    .order_by(CaseLink.id)))
+    others = {c.id: c for c in db.session.scalars(select(Case).where(Case.id.in_(
+        [link.to_case_id if link.from_case_id == case_id else link.from_case_id for link in links])))}
+    return [(link, others[link.to_case_id if link.from_case_id == case_id else link.from_case_id]) for link in links]

@@ -43,6 +43,12 @@ def get_equipment(equipment_id: int, *, actor: Actor) -> Equipment:
     return equipment
 
 
+def equipment_by_serial(*, actor: Actor, serial_number: str) -> Equipment | None:
+    """The piece of equipment with this serial number, if any (registry.read)."""
+    require(actor, "registry.read")
+    return db.session.scalar(select(Equipment).where(Equipment.serial_number == serial_number))
+
+
 def list_equipment(*, actor: Actor, text: str | None = None, limit: int = 200) -> list[Equipment]:
     """Equipment with its customer, optionally filtered by serial, model, site or customer name
     (registry.read)."""

@@ -132,6 +132,24 @@ def _case_closed(shown: Shown) -> str:
     return gettext("Case closed")
 
 
+def _link_to_other(shown: Shown, case_id: int) -> tuple[str, str] | None:
+    other = shown.payload.get("case_id")
+    if not isinstance(other, int):
+        return None
+    return (gettext("Open %(number)s", number=shown.payload.get("number") or other),
+            url_for("cases.detail", case_id=other))
+
+
+@presents("case_linked", link=_link_to_other)
+def _case_linked(shown: Shown) -> str:
+    p = shown.payload
+    if p.get("direction") == "opened_from":
+        return gettext("Opened from case %(number)s (%(kind)s)", number=p.get("number", ""),
+                       kind=humanize(p.get("kind")))
+    return gettext("Case %(number)s opened from this one by %(who)s (%(kind)s)", number=p.get("number", ""),
+                   who=shown.who, kind=humanize(p.get("kind")))
+
+
 @presents("case_cancelled")
 def _case_cancelled(shown: Shown) -> str:
     return gettext("Case cancelled by %(who)s", who=shown.who)

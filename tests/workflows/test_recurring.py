@@ -105,8 +105,9 @@ def test_every_human_task_has_its_role_and_an_installed_form(inspection: Process
                                                              visits: ProcessDefinition) -> None:
     tasks = {k: (v.role, v.form_key) for k, v in inspection.catalogue.human_tasks.items()}
     assert tasks == {"inspect_operating_data": ("engineer", "monthly_inspection"),
-                     "review_overdue_inspection": ("supervisor", "escalation_review"),
-                     "open_fault_cases_for_anomalies": ("agent", None)}  # a manual task: no record to fill
+                     "review_overdue_inspection": ("supervisor", "escalation_review")}
+    services = {k: v.operation for k, v in inspection.catalogue.service_tasks.items()}
+    assert services == {"review_month": "readings.review_month", "open_fault_cases_for_anomalies": "cases.open_linked"}
     tasks = {k: (v.role, v.form_key) for k, v in visits.catalogue.human_tasks.items()}
     assert tasks == {"call_sampled_users": ("agent", "return_visit_feedback"),
                      "judge_quality_problem": ("technical_dept", "quality_judgement")}
@@ -132,20 +133,20 @@ def test_inspection_starts_at_once_and_a_clean_month_completes(engine: Engine, i
 def test_anomalies_are_followed_up_with_fault_cases(engine: Engine, inspection: ProcessDefinition,
                                                    clock: ManualClock) -> None:
     instance = start(engine, inspection)
+    assert instance.data["period"] == "February 2026"  # the month's review prefilled the record
     instance = walk(engine, instance, [
         ("inspect_operating_data", {**CLEAN_MONTH, "anomalies_found": True, "anomalies": [ANOMALY]})])
-    assert ready(instance) == ["open_fault_cases_for_anomalies"]
-    assert instance.ready_human_tasks()[0].role == "agent"
-    instance = walk(engine, instance, [("open_fault_cases_for_anomalies", {})])
-    assert instance.is_completed
+    assert instance.is_completed  # the fault cases were opened by the service task
     assert instance.data["anomalies"] == [ANOMALY]
+    assert instance.data["fault_cases"] == [{"case_id": 1, "number": "FH-TEST-000001",
+                                             "serial_number": ANOMALY["serial_number"]}]
 
 
 def test_listed_anomalies_are_followed_up_even_if_the_box_is_not_ticked(
         engine: Engine, inspection: ProcessDefinition, clock: ManualClock) -> None:
     instance = start(engine, inspection)
     instance = walk(engine, instance, [("inspect_operating_data", {**CLEAN_MONTH, "anomalies": [ANOMALY]})])
-    assert ready(instance) == ["open_fault_cases_for_anomalies"]
+    assert instance.is_completed and len(instance.data["fault_cases"]) == 1
 
 
 def test_inspection_deadline_is_five_days_from_the_occurrence_and_escalates(
@@ -182,9 +183,7 @@ def test_inspection_done_in_time_cancels_the_deadline(engine: Engine, inspection
     instance = walk(engine, instance, [
         ("inspect_operating_data", {**CLEAN_MONTH, "anomalies_found": True, "anomalies": [ANOMALY]})])
     assert instance.task_state(timer_id) == "CANCELLED"
-    clock.advance(timedelta(days=10))
-    instance.run()
-    assert ready(instance) == ["open_fault_cases_for_anomalies"]
+    assert instance.is_completed
 
 
 # -- quarterly return visits -----------------------------------------------------------------------
