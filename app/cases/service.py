@@ -16,6 +16,7 @@ from app.audit.service import record_event
 from app.auth import Actor, require
 from app.cases.models import CHANNELS, PRIORITIES, Case, CaseLink
 from app.engine import (
+    Catalogue,
     EngineError,
     ensure_utc,
     now,
@@ -47,6 +48,10 @@ def new_case(*, actor: Actor, version: ProcessVersion | None, process_id: str, c
     if version is None:
         raise InvalidDataError(f"process '{process_id}' is not deployed",
                                errors={"process": [f"unknown process '{process_id}'"]})
+    if not Catalogue.from_dict(version.catalogue).startable:
+        raise InvalidDataError(f"process '{process_id}' is not opened on its own: other processes call it",
+                               errors={"process": [f"process '{process_id}' is only run by the processes that call "
+                                                   "it (startable=false)"]})
     errors: dict[str, list[str]] = {}
     if channel not in CHANNELS:
         errors["channel"] = [f"must be one of {', '.join(CHANNELS)}"]
