@@ -12,6 +12,7 @@ from sqlalchemy import func, or_, select, union
 from sqlalchemy.orm import selectinload, undefer
 from sqlalchemy.orm.attributes import flag_modified
 
+from app.audit.models import CaseEvent
 from app.audit.service import record_event
 from app.auth import Actor, require
 from app.cases.models import CHANNELS, PRIORITIES, Case, CaseLink
@@ -204,8 +205,17 @@ def open_cases_of_equipment(*, actor: Actor, equipment_ids: Collection[int]) -> 
     return found
 
 
-__all__ = ["EngineError", "NewCase", "get_case", "link_cases", "linked_cases", "list_cases", "lock_case", "new_case",
-           "open_cases_of_equipment"]
+__all__ = ["EngineError", "NewCase", "get_case", "latest_event", "link_cases", "linked_cases", "list_cases",
+           "lock_case", "new_case", "open_cases_of_equipment"]
+
+
+def latest_event(*, actor: Actor, type: str, process_id: str, before_case_id: int) -> CaseEvent | None:
+    """The latest event of ``type`` in an earlier case of the process (cases.read): what the last quarter's
+    return visits drew, say."""
+    require(actor, "cases.read")
+    return db.session.scalar(select(CaseEvent).join(Case, Case.id == CaseEvent.case_id)
+                             .where(CaseEvent.type == type, Case.process_id == process_id,
+                                    Case.id < before_case_id).order_by(CaseEvent.id.desc()).limit(1))
 
 
 def link_cases(*, actor: Actor, source: Case, target: Case, kind: str) -> CaseLink:

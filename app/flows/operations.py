@@ -7,13 +7,16 @@ task completed or a timer fired; the flows wrap the engine's run in ``acting_for
 
 from __future__ import annotations
 
+import hashlib
+import random
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import current_app
 
-from app.cases.service import link_cases
+from app.audit.service import record_event
+from app.cases.service import latest_event, link_cases
 from app.engine import now
 from app.engine.operations import REGISTRY, OperationRegistry
 from app.errors import InvalidDataError
@@ -120,6 +123,42 @@ def open_linked(process: Any, items: Any, kind: Any = "linked") -> list[dict[str
     return opened
 
 
+def sample_users(seed_text: Any, size: Any = None) -> dict[str, Any]:
+    """A random sample of users per region for this quarter's return visits: ``size`` per region (the
+    configured number by default), drawn with a seed made from ``seed_text`` (the case number), so the same
+    case always draws the same users. Users drawn for the previous quarter's visits are left out unless a
+    region has too few others; then some are called again and a note says so. The draw is recorded in the
+    case's history (visit_sample_drawn)."""
+    step = current_step()
+    per_region = int(size) if size is not None else int(current_app.config["RETURN_VISIT_SAMPLE"])
+    seed = int(hashlib.sha256(str(seed_text).encode()).hexdigest()[:12], 16)
+    rng = random.Random(seed)
+    last = latest_event(actor=step.actor, type="visit_sample_drawn", process_id=step.case.process_id,
+                        before_case_id=step.case.id)
+    earlier = ((last.payload or {}).get("regions") or {}) if last else {}
+    called_before = {int(i) for ids in earlier.values() for i in ids}
+    drawn: dict[str, list[int]] = {}
+    users: list[dict[str, Any]] = []
+    notes: list[str] = []
+    for region, customers in sorted(registry.customers_by_region(actor=step.actor).items()):
+        fresh = [c for c in customers if c.id not in called_before]
+        picked = rng.sample(fresh, min(per_region, len(fresh)))
+        if len(picked) < per_region and len(customers) > len(fresh):
+            again = rng.sample([c for c in customers if c.id in called_before],
+                               min(per_region - len(picked), len(customers) - len(fresh)))
+            picked += again
+            notes.append(f"{region}: only {len(fresh)} user(s) not called last quarter; {len(again)} called again")
+        if len(picked) < per_region:
+            notes.append(f"{region}: only {len(customers)} user(s) in the region; all are called")
+        drawn[region] = sorted(c.id for c in picked)
+        users += [{"id": c.id, "name": c.name, "region": region, "phone": c.phone, "contact": c.contact_name}
+                  for c in sorted(picked, key=lambda c: c.id)]
+    record_event(case=step.case, type="visit_sample_drawn", actor=step.actor.username, payload={
+        "seed": seed, "seed_text": str(seed_text), "size": per_region, "regions": drawn, "notes": notes,
+        "previous_case_id": last.case_id if last else None})
+    return {"seed": seed, "size": per_region, "regions": sorted(drawn), "users": users, "notes": notes}
+
+
 def install(registry: OperationRegistry = REGISTRY) -> OperationRegistry:
     """Register this installation's operations (idempotent)."""
     registry.register("stock.check", check_parts, required=("lines",), optional=("field", "needed"),
@@ -132,6 +171,8 @@ def install(registry: OperationRegistry = REGISTRY) -> OperationRegistry:
                       description="release every part still held for the case")
     registry.register("readings.review_month", review_month, required=("before",),
                       description="the month before a date: monitored units and their anomalies")
+    registry.register("visits.sample", sample_users, required=("seed_text",), optional=("size",),
+                      description="draw this quarter's return-visit sample per region (seeded, recorded)")
     registry.register("cases.open_linked", open_linked, required=("process", "items"), optional=("kind",),
                       description="open a case of a process per item (serial number, finding), linked both ways")
     return registry

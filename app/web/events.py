@@ -282,6 +282,23 @@ def _attachment_added(shown: Shown) -> str:
     return gettext("Attachment '%(file)s' added by %(who)s", file=shown.payload.get("filename", ""), who=shown.who)
 
 
+# -- return visits --------------------------------------------------------------------------------------
+def _sample_details(shown: Shown) -> Rows:
+    p = shown.payload
+    regions = p.get("regions") if isinstance(p.get("regions"), dict) else {}
+    rows = [(gettext("Seed"), str(p.get("seed", ""))), (gettext("Per region"), str(p.get("size", ""))),
+            (gettext("Users drawn"), ", ".join(f"{region}: {len(ids)}" for region, ids in sorted(regions.items())))]
+    rows += [(gettext("Note"), str(note)) for note in p.get("notes") or []]
+    return rows
+
+
+@presents("visit_sample_drawn", details=_sample_details)
+def _visit_sample_drawn(shown: Shown) -> str:
+    regions = shown.payload.get("regions") if isinstance(shown.payload.get("regions"), dict) else {}
+    return gettext("Return-visit sample drawn: %(count)s users in %(regions)s regions",
+                   count=sum(len(ids) for ids in regions.values()), regions=len(regions))
+
+
 # -- spare parts -----------------------------------------------------------------------------------------
 def _parts_words(lines: Any, *, consumed: bool = False) -> str:
     if not isinstance(lines, list):
