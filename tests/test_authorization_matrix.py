@@ -219,13 +219,16 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ("api_readings.ReadingsCsvImport", "POST"): Entry(READING_SENDERS, lambda w: "/api/readings/import.csv",
                                                       csv=True),
     ("api_registry.EquipmentFileView", "GET"): Entry(READERS, lambda w: f"/api/registry/equipment/{w.equipment_id}"),
-    ("api_registry.CustomersImport", "POST"): Entry(ADMINS, lambda w: "/api/registry/import/customers", csv_file=lambda w: (
-        f"name,region,phone\nImported customer of {w.role},{PARTS_REGION},+86 10 5550 0000\n".encode())),
-    ("api_registry.EquipmentImport", "POST"): Entry(ADMINS, lambda w: "/api/registry/import/equipment", csv_file=lambda w: (
-        f"serial_number,model,customer,region\nMX-IMPORT-{w.role},EA330-10K,Matrix customer of {w.role},"
-        f"{PARTS_REGION}\n".encode())),
-    ("api_registry.StockImport", "POST"): Entry(STOCK_MANAGERS, lambda w: "/api/registry/import/stock", csv_file=lambda w: (
-        f"region,part_number,part_name,on_hand\n{PARTS_REGION},MX-COUNT-{w.role},Counted part,5\n".encode())),
+    ("api_registry.CustomersImport", "POST"): Entry(
+        ADMINS, lambda w: "/api/registry/import/customers", csv_file=lambda w: (
+            f"name,region,phone\nImported customer of {w.role},{PARTS_REGION},+86 10 5550 0000\n".encode())),
+    ("api_registry.EquipmentImport", "POST"): Entry(
+        ADMINS, lambda w: "/api/registry/import/equipment", csv_file=lambda w: (
+            f"serial_number,model,customer,region\nMX-IMPORT-{w.role},EA330-10K,Matrix customer of {w.role},"
+            f"{PARTS_REGION}\n".encode())),
+    ("api_registry.StockImport", "POST"): Entry(
+        STOCK_MANAGERS, lambda w: "/api/registry/import/stock", csv_file=lambda w: (
+            f"region,part_number,part_name,on_hand\n{PARTS_REGION},MX-COUNT-{w.role},Counted part,5\n".encode())),
     ("api_readings.MonthReview", "GET"): Entry(READERS, lambda w: "/api/readings/review?month=2026-01"),
     ("api_stock.CasePartsRelease", "POST"): Entry(STOCK_USERS,
                                                   lambda w: f"/api/cases/{w.parts_case_id}/parts/release",
