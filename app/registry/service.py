@@ -110,10 +110,10 @@ def search_equipment(*, actor: Actor, text: str, page: int = 1, per_page: int = 
 
 def department_today() -> date:
     """Today's date where the department works: a warranty ends with a calendar day there."""
-    return department_day(now())
+    return _department_day(now())
 
 
-def department_day(moment: datetime) -> date:
+def _department_day(moment: datetime) -> date:
     """The department's calendar day (SERVICECASE_TIME_ZONE, checked at start-up) at ``moment``."""
     return moment.astimezone(ZoneInfo(current_app.config.get("TIME_ZONE") or "UTC")).date()
 
@@ -182,7 +182,7 @@ def replace_equipment(*, actor: Actor, case: Case, new_serial: str, model: str, 
     if taken is not None:
         raise conflict
     new = Equipment(customer_id=old.customer_id, model=model, serial_number=serial, site=old.site, region=old.region,
-                    installed_on=department_day(installed_at), warranty_ends_on=old.warranty_ends_on,
+                    installed_on=_department_day(installed_at), warranty_ends_on=old.warranty_ends_on,
                     dealer=old.dealer or dealer[:200], monitored=old.monitored, status="in_service")
     savepoint = db.session.begin_nested()
     db.session.add(new)
