@@ -320,3 +320,19 @@ def _parts_used(shown: Shown) -> str:
 def _parts_released(shown: Shown) -> str:
     return gettext("Spare parts released by %(who)s: %(parts)s", who=shown.who,
                    parts=_parts_words(shown.payload.get("lines")))
+
+
+# -- equipment ---------------------------------------------------------------------------------------------
+def _replacement_details(shown: Shown) -> Rows:
+    p = shown.payload
+    return [(gettext("Retired unit"), str(p.get("old_serial_number", ""))),
+            (gettext("Replacement"), f"{p.get('new_serial_number', '')} ({p.get('model', '')})"),
+            (gettext("Installed"), format_utc(p.get("installed_at"))),
+            (gettext("Warranty ends"), str(p.get("warranty_ends_on") or "—"))]
+
+
+@presents("equipment_replaced", details=_replacement_details)
+def _equipment_replaced(shown: Shown) -> str:
+    return gettext("Equipment %(old)s replaced by %(new)s, recorded by %(who)s",
+                   old=shown.payload.get("old_serial_number", ""), new=shown.payload.get("new_serial_number", ""),
+                   who=shown.who)

@@ -2,7 +2,7 @@
 replaced it, and every change of a unit's or a customer's file is an append-only event.
 
 Revision ID: equipment_lifecycle
-Revises: user_locale
+Revises: case_links
 Created: 2026-12-04
 """
 
@@ -11,7 +11,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = 'equipment_lifecycle'
-down_revision = 'user_locale'
+down_revision = 'case_links'
 branch_labels = None
 depends_on = None
 

@@ -34,6 +34,7 @@ NOT_REPAIRABLE = {"remote_channel": "network", "work_performed": "Board does not
 ARRANGEMENT = {"dealer_name": "Pearl Power Systems", "replacement_agreed": True, "replacement_model": "EA990-200K",
                "delivery_planned_at": "2026-03-03T08:00:00+00:00"}
 INSTALLED_AT = "2026-03-02T20:00:00+00:00"  # 04:00 on 3 March in the department's zone (Asia/Shanghai)
+INSTALLED_BY = datetime(2026, 3, 2, 21, tzinfo=UTC)  # the clock when the installation is recorded
 Client = Callable[..., FlaskClient]
 
 
@@ -73,6 +74,7 @@ def case_id(deployed: Flask, clock: ManualClock, signed_in: Client) -> int:
     assert complete(signed_in("wang", "engineer"), number, "repair_remotely", NOT_REPAIRABLE).status_code == 200
     arranged = complete(signed_in("boss", "supervisor"), number, "arrange_replacement", ARRANGEMENT)
     assert arranged.status_code == 200, arranged.get_json()
+    clock.set(INSTALLED_BY)  # an installation is recorded once it has happened
     return number
 
 
