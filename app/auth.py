@@ -74,6 +74,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "tasks.work": frozenset(STAFF_ROLES),  # claim, release, complete (a task of one's own role, see can_work_on)
     "tasks.assign": frozenset({"supervisor"}),  # assign or reassign any staff task to someone
     "registry.read": READERS,  # customers and equipment files
+    # put a replacement unit in the equipment file (who installs it: the fault process's install step)
+    "registry.replace": frozenset({"regional_engineer", "engineer", "supervisor"}),
+    "registry.manage": frozenset({"admin"}),  # import customers and equipment (CSV)
     "readings.read": READERS,  # equipment's daily operating data and its anomalies
     # send operating data: a monitoring feed runs under a token of a user holding one of these roles
     "readings.write": frozenset({"engineer", "regional_engineer", "technical_dept", "admin"}),
@@ -95,7 +98,9 @@ PERMISSION_WORDS = {
     "cases.read": "read cases", "cases.open": "open cases", "cases.attach": "add attachments to cases",
     "attachments.manage": "sweep the attachment folder",
     "tasks.read": "read tasks", "tasks.work": "work on tasks", "tasks.assign": "assign tasks to others",
-    "registry.read": "read customer and equipment files", "stock.read": "read the spare-parts stock",
+    "registry.read": "read customer and equipment files",
+    "registry.replace": "record replacement equipment", "registry.manage": "import customers and equipment",
+    "stock.read": "read the spare-parts stock",
     "readings.read": "read operating data", "readings.write": "send operating data",
     "stock.manage": "manage warehouses, parts and stock", "stock.reserve": "reserve spare parts for cases",
     "stock.use": "book the spare parts a repair used", "processes.read": "read process definitions",

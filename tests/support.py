@@ -119,8 +119,8 @@ def workflow_decisions(directory: Path | None = None) -> list[DecisionTable]:
 
 
 def recording_operations(calls: list[tuple[str, dict[str, Any]]] | None = None) -> OperationRegistry:
-    """Operations for tests that drive the engine alone, without a database: the stock operations the
-    shipped processes call, each recording its call (name, parameters) in ``calls`` and answering as the
+    """Operations for tests that drive the engine alone, without a database: the stock and equipment
+    operations the shipped processes call, each recording its call (name, parameters) in ``calls`` and answering as the
     real one would when the stock suffices. The real ones are tested through the app (tests/stock)."""
     from app.flows.operations import install
 
@@ -148,6 +148,8 @@ def recording_operations(calls: list[tuple[str, dict[str, Any]]] | None = None) 
         "cases.open_linked": lambda process, items, kind="linked": [
             {"case_id": n + 1, "number": f"FH-TEST-{n + 1:06d}", "serial_number": item.get("serial_number")}
             for n, item in enumerate(items)],
+        "equipment.replace": lambda new_serial, model, installed_at, dealer="": {
+            "equipment_id": 0, "serial_number": new_serial, "model": model},
     }.items():
         operation = registry.get(name)
         assert operation is not None, name

@@ -99,6 +99,7 @@ class Entry:
     public: bool = False  # anonymous visitors may use it too (the sign-in and sign-out pages)
     upload: bool = False  # a multipart upload of one small PDF in the field "file"
     csv: bool = False  # a multipart upload of a CSV of operating data in the field "file"
+    csv_file: Callable[[World], bytes] | None = None  # a multipart upload of this CSV in the field "file"
 
 
 def _day(world: World) -> dict[str, Any]:
@@ -217,6 +218,17 @@ MATRIX: dict[tuple[str, str], Entry] = {
         "rows": [{"serial_number": "MATRIX-" + w.role, **_day(w)}]}),
     ("api_readings.ReadingsCsvImport", "POST"): Entry(READING_SENDERS, lambda w: "/api/readings/import.csv",
                                                       csv=True),
+    ("api_registry.EquipmentFileView", "GET"): Entry(READERS, lambda w: f"/api/registry/equipment/{w.equipment_id}"),
+    ("api_registry.CustomersImport", "POST"): Entry(
+        ADMINS, lambda w: "/api/registry/import/customers", csv_file=lambda w: (
+            f"name,region,phone\nImported customer of {w.role},{PARTS_REGION},+86 10 5550 0000\n".encode())),
+    ("api_registry.EquipmentImport", "POST"): Entry(
+        ADMINS, lambda w: "/api/registry/import/equipment", csv_file=lambda w: (
+            f"serial_number,model,customer,region\nMX-IMPORT-{w.role},EA330-10K,Matrix customer of {w.role},"
+            f"{PARTS_REGION}\n".encode())),
+    ("api_registry.StockImport", "POST"): Entry(
+        STOCK_MANAGERS, lambda w: "/api/registry/import/stock", csv_file=lambda w: (
+            f"region,part_number,part_name,on_hand\n{PARTS_REGION},MX-COUNT-{w.role},Counted part,5\n".encode())),
     ("api_readings.MonthReview", "GET"): Entry(READERS, lambda w: "/api/readings/review?month=2026-01"),
     ("api_stock.CasePartsRelease", "POST"): Entry(STOCK_USERS,
                                                   lambda w: f"/api/cases/{w.parts_case_id}/parts/release",
@@ -367,9 +379,10 @@ def _request(client: FlaskClient, method: str, entry: Entry, world: World) -> Te
     body = entry.body(world) if entry.body is not None else None
     if method == "GET":
         return client.get(path)
-    if entry.csv:
+    if entry.csv or entry.csv_file:
+        content = entry.csv_file(world) if entry.csv_file else CSV_READINGS
         return client.open(path, method=method, content_type="multipart/form-data",
-                           data={"file": (io.BytesIO(CSV_READINGS), "readings.csv")})
+                           data={"file": (io.BytesIO(content), "import.csv")})
     if entry.upload:
         files = {"file": (io.BytesIO(PDF), "scan.pdf")}
         return client.open(path, method=method, content_type="multipart/form-data",

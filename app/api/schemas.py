@@ -331,6 +331,74 @@ class EquipmentMatchSchema(Schema):
     warranty = fields.Nested(WarrantySchema)
     customer = fields.Nested(CustomerContactSchema)
     open_cases = fields.List(fields.Nested(OpenCaseBriefSchema))
+    status = fields.String(metadata={"description": "in_service, or retired (listed last: open a new case on "
+                                                    "the unit that replaced it, `replaced_by`)"})
+    replaced_by = fields.Function(lambda e: _unit_ref(e.replaced_by), allow_none=True, metadata={
+        "description": "The unit that replaced a retired one: id and serial number"})
+
+
+def _unit_ref(unit: Any) -> dict[str, Any] | None:
+    return None if unit is None else {"id": unit.id, "serial_number": unit.serial_number, "model": unit.model,
+                                      "status": unit.status}
+
+
+class EquipmentEventSchema(Schema):
+    """One entry of a unit's file history."""
+
+    id = fields.Integer()
+    type = fields.String(metadata={"description": "registered, updated, replaced, retired or "
+                                                  "installed_as_replacement"})
+    case_id = fields.Integer(allow_none=True)
+    occurred_at = fields.AwareDateTime()
+    actor = fields.String()
+    payload = fields.Dict()
+
+
+class EquipmentCaseSchema(Schema):
+    """A case of the unit, as its file lists it."""
+
+    id = fields.Integer()
+    number = fields.String()
+    status = fields.String()
+    process = fields.String(attribute="process_id")
+    title = fields.String()
+    reported_at = fields.AwareDateTime()
+    closed_at = fields.AwareDateTime(allow_none=True)
+
+
+class EquipmentFileSchema(Schema):
+    """A unit's service file: what it is, whose, its warranty today, what replaced it or what it replaced,
+    its history and its cases."""
+
+    id = fields.Integer()
+    model = fields.String()
+    serial_number = fields.String()
+    site = fields.String()
+    region = fields.String()
+    installed_on = fields.Date(allow_none=True)
+    warranty_ends_on = fields.Date(allow_none=True)
+    dealer = fields.String()
+    monitored = fields.Boolean()
+    status = fields.String(metadata={"description": "in_service or retired"})
+    retired_at = fields.AwareDateTime(allow_none=True)
+    warranty = fields.Nested(WarrantySchema)
+    customer = fields.Nested(CustomerContactSchema)
+    replaced_by = fields.Function(lambda f: _unit_ref(f.replaced_by), allow_none=True)
+    replaces = fields.Function(lambda f: _unit_ref(f.replaces), allow_none=True)
+    events = fields.List(fields.Nested(EquipmentEventSchema), metadata={"description": "Oldest first"})
+    cases = fields.List(fields.Nested(EquipmentCaseSchema), metadata={
+        "description": "Newest first; the cases of the unit itself (a replacement's own cases are in its file)"})
+    cases_total = fields.Integer()
+
+
+class RegistryImportReportSchema(Schema):
+    """What a registry or stock import did, and the rows it refused (the others are kept)."""
+
+    created = fields.Integer()
+    updated = fields.Integer()
+    unchanged = fields.Integer()
+    refused_rows = fields.Integer()
+    errors = fields.List(fields.Nested(lambda: RowErrorSchema()))
 
 
 class EquipmentMatchListSchema(Schema):

@@ -85,6 +85,10 @@ def new_case(*, actor: Actor, version: ProcessVersion | None, process_id: str, c
         errors["equipment_id"] = [f"equipment {equipment_id} does not exist"]
     if equipment is not None and customer is not None and equipment.customer_id != customer.id:
         errors["equipment_id"] = ["this equipment belongs to another customer"]
+    if equipment is not None and equipment.retired:
+        errors["equipment_id"] = [f"equipment {equipment.serial_number} is retired"
+                                  + (f": open the case on {equipment.replaced_by.serial_number}, which replaced it"
+                                     if equipment.replaced_by else "")]
     if errors:
         raise InvalidDataError("the case cannot be opened", errors=errors)
     if equipment is not None and customer is None:

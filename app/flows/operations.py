@@ -159,6 +159,26 @@ def sample_users(seed_text: Any, size: Any = None) -> dict[str, Any]:
     return {"seed": seed, "size": per_region, "regions": sorted(drawn), "users": users, "notes": notes}
 
 
+def replace_equipment(new_serial: Any, model: Any, installed_at: Any, dealer: Any = "") -> dict[str, Any]:
+    """Put the replacement unit in the equipment file: the case's unit is retired and names the new one
+    (see app.registry.service.replace_equipment); errors name the installation form's fields."""
+    step = current_step()
+    when: datetime | None = None
+    if isinstance(installed_at, str):
+        try:
+            when = datetime.fromisoformat(installed_at)
+        except ValueError:
+            when = None
+    if when is None or when.tzinfo is None:
+        raise InvalidDataError("the installation time cannot be read",
+                               errors={"installed_at": ["must be a date and time with its UTC offset"]})
+    new = registry.replace_equipment(actor=step.actor, case=step.case, new_serial=str(new_serial or ""),
+                                     model=str(model or ""), installed_at=when, dealer=str(dealer or ""))
+    return {"equipment_id": new.id, "serial_number": new.serial_number, "model": new.model,
+            "replaces_id": step.case.equipment_id,
+            "warranty_ends_on": new.warranty_ends_on.isoformat() if new.warranty_ends_on else None}
+
+
 def install(registry: OperationRegistry = REGISTRY) -> OperationRegistry:
     """Register this installation's operations (idempotent)."""
     registry.register("stock.check", check_parts, required=("lines",), optional=("field", "needed"),
@@ -175,4 +195,7 @@ def install(registry: OperationRegistry = REGISTRY) -> OperationRegistry:
                       description="draw this quarter's return-visit sample per region (seeded, recorded)")
     registry.register("cases.open_linked", open_linked, required=("process", "items"), optional=("kind",),
                       description="open a case of a process per item (serial number, finding), linked both ways")
+    registry.register("equipment.replace", replace_equipment, required=("new_serial", "model", "installed_at"),
+                      optional=("dealer",),
+                      description="retire the case's equipment and register the unit that replaced it")
     return registry

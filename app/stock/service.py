@@ -22,9 +22,10 @@ from app.auth import Actor, require
 from app.cases.models import Case
 from app.cases.service import lock_case
 from app.engine import now
-from app.errors import ConflictError, InvalidDataError, NotFoundError
+from app.errors import ConflictError, InvalidDataError, NotFoundError, ServiceError
 from app.extensions import db
-from app.inputs import LIKE_ESCAPE, like_pattern
+from app.imports import EXTRA_CELLS, ImportReport, RowError
+from app.inputs import LIKE_ESCAPE, like_pattern, text_problem
 from app.stock.models import Part, Reservation, StockLevel, StockMovement, Warehouse
 
 MAX_QUANTITY = 100_000  # more units than any regional store holds of one part: a typo, not a delivery
@@ -499,3 +500,76 @@ def _settle(reservation: Reservation, *, consumed: int, actor: Actor, at: Any, n
 def _reservation_line(reservation: Reservation) -> dict[str, Any]:
     return {"reservation_id": reservation.id, "part_number": reservation.stock_level.part.part_number,
             "quantity": reservation.quantity, "consumed": reservation.consumed, "state": reservation.state}
+
+
+# ------------------------------------------------------------------------------------------ CSV import
+
+STOCK_COLUMNS = ("region", "part_number", "part_name", "on_hand")
+STOCK_REQUIRED = STOCK_COLUMNS
+STOCKTAKE_NOTE = "stocktake import"
+
+
+def import_stock(*, actor: Actor, rows: Sequence[tuple[int, dict[str, str]]]) -> ImportReport:
+    """Book a stocktake from CSV rows (stock.manage): each row sets what the region's warehouse holds of a
+    part (a count, never below what is reserved), adding the part to the catalogue when it is missing. Good
+    rows are kept, each bad row is reported with its line and column; the same file again changes nothing."""
+    require(actor, "stock.manage")
+    report = ImportReport()
+    seen: dict[tuple[str, str], int] = {}
+    for n, raw in rows:
+        found = len(report.errors)
+        if EXTRA_CELLS in raw:
+            report.errors.append(RowError(n, "", "has more cells than the header has columns"))
+        region, number, name, count = (raw.get(c, "").strip() for c in STOCK_COLUMNS)
+        for column, value in (("region", region), ("part_number", number), ("part_name", name)):
+            if problem := text_problem(value):
+                report.errors.append(RowError(n, column, problem))
+        if not region:
+            report.errors.append(RowError(n, "region", "is required"))
+        if not PART_NUMBER.match(number):
+            report.errors.append(RowError(n, "part_number", PART_NUMBER_MESSAGE))
+        if len(name) > 200:
+            report.errors.append(RowError(n, "part_name", "must be at most 200 characters long"))
+        on_hand = int(count) if re.fullmatch(r"[0-9]{1,7}", count) else -1
+        if not 0 <= on_hand <= MAX_QUANTITY:
+            report.errors.append(RowError(n, "on_hand", f"must be a whole number from 0 to {MAX_QUANTITY}"))
+        if len(report.errors) > found:
+            continue
+        if (region, number) in seen:
+            report.errors.append(RowError(n, "part_number", f"{number} of region {region} is in line "
+                                                            f"{seen[(region, number)]} already"))
+            continue
+        seen[(region, number)] = n
+        savepoint = db.session.begin_nested()
+        try:
+            outcome = _count_row(actor, region=region, number=number, name=name, on_hand=on_hand)
+        except ServiceError as exc:
+            savepoint.rollback()
+            fields = exc.errors or {"": [exc.message]}
+            for column, messages in fields.items():
+                column = {"name": "part_name", "note": ""}.get(column, column)
+                report.errors.extend(RowError(n, column, str(m)) for m in messages)
+            continue
+        savepoint.commit()
+        setattr(report, outcome, getattr(report, outcome) + 1)
+    return report
+
+
+def _count_row(actor: Actor, *, region: str, number: str, name: str, on_hand: int) -> str:
+    """One stocktake row: 'created' (a part or level new to the warehouse), 'updated' or 'unchanged'."""
+    warehouse = _warehouse_of(region, field="region")
+    part = _part(number)
+    created = part is None
+    if part is None:
+        if not name:
+            raise InvalidDataError(f"part {number} is not in the catalogue",
+                                   errors={"part_name": [f"part {number} is not in the catalogue: name it to add it"]})
+        part = create_part(actor=actor, part_number=number, name=name)
+    level = _existing_level(warehouse, number)
+    if level is None:
+        created = True
+        level = _level_for_update(warehouse, part)
+    if level.on_hand == on_hand:
+        return "created" if created else "unchanged"
+    count_stock(actor=actor, region=region, part_number=number, on_hand=on_hand, note=STOCKTAKE_NOTE)
+    return "created" if created else "updated"

@@ -285,7 +285,7 @@ def _attachment_added(shown: Shown) -> str:
 # -- return visits --------------------------------------------------------------------------------------
 def _sample_details(shown: Shown) -> Rows:
     p = shown.payload
-    regions = p.get("regions") if isinstance(p.get("regions"), dict) else {}
+    regions: dict[str, Any] = p["regions"] if isinstance(p.get("regions"), dict) else {}
     rows = [(gettext("Seed"), str(p.get("seed", ""))), (gettext("Per region"), str(p.get("size", ""))),
             (gettext("Users drawn"), ", ".join(f"{region}: {len(ids)}" for region, ids in sorted(regions.items())))]
     rows += [(gettext("Note"), str(note)) for note in p.get("notes") or []]
@@ -294,9 +294,10 @@ def _sample_details(shown: Shown) -> Rows:
 
 @presents("visit_sample_drawn", details=_sample_details)
 def _visit_sample_drawn(shown: Shown) -> str:
-    regions = shown.payload.get("regions") if isinstance(shown.payload.get("regions"), dict) else {}
-    return gettext("Return-visit sample drawn: %(count)s users in %(regions)s regions",
-                   count=sum(len(ids) for ids in regions.values()), regions=len(regions))
+    regions: dict[str, Any] = shown.payload["regions"] if isinstance(shown.payload.get("regions"), dict) else {}
+    count = sum(len(ids) for ids in regions.values() if isinstance(ids, list))
+    return gettext("Return-visit sample drawn: %(count)s users in %(regions)s regions", count=count,
+                   regions=len(regions))
 
 
 # -- spare parts -----------------------------------------------------------------------------------------
@@ -337,3 +338,19 @@ def _parts_used(shown: Shown) -> str:
 def _parts_released(shown: Shown) -> str:
     return gettext("Spare parts released by %(who)s: %(parts)s", who=shown.who,
                    parts=_parts_words(shown.payload.get("lines")))
+
+
+# -- equipment ---------------------------------------------------------------------------------------------
+def _replacement_details(shown: Shown) -> Rows:
+    p = shown.payload
+    return [(gettext("Retired unit"), str(p.get("old_serial_number", ""))),
+            (gettext("Replacement"), f"{p.get('new_serial_number', '')} ({p.get('model', '')})"),
+            (gettext("Installed"), format_utc(p.get("installed_at"))),
+            (gettext("Warranty ends"), str(p.get("warranty_ends_on") or "—"))]
+
+
+@presents("equipment_replaced", details=_replacement_details)
+def _equipment_replaced(shown: Shown) -> str:
+    return gettext("Equipment %(old)s replaced by %(new)s, recorded by %(who)s",
+                   old=shown.payload.get("old_serial_number", ""), new=shown.payload.get("new_serial_number", ""),
+                   who=shown.who)

@@ -32,6 +32,7 @@ EVENT_WORDS = {
     "timer_fired": lazy_gettext("Deadline reached"),
     "timer_cancelled": lazy_gettext("Deadline cleared"),
     "attachment_added": lazy_gettext("Attachment added"),
+    "equipment_replaced": lazy_gettext("Equipment replaced"),
 }
 
 SUMMARY_LABELS = {

@@ -191,6 +191,9 @@ def test_not_repairable_is_replaced_through_the_dealer(engine: Engine, definitio
     ])
     assert instance.is_completed
     assert instance.data["outcome"] == "replaced"
+    assert [call for call in CALLS if call[0] == "equipment.replace"] == [("equipment.replace", {
+        "new_serial": "S9", "model": "EA990-200K", "installed_at": "2026-03-03T12:00:00+00:00",
+        "dealer": "Pearl Power"})]
 
 
 def test_diagnosis_deadline_runs_from_the_notice_and_escalates(engine: Engine, definition: ProcessDefinition,

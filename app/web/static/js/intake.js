@@ -120,6 +120,11 @@
       li.appendChild(element("br"));
       var facts = capitalize(warrantyText(item.warranty));
       if (item.customer && item.customer.phone) { facts = item.customer.phone + " · " + facts; }
+      if (item.status === "retired") {  // listed, not chosen: a new case goes on the unit that replaced it
+        facts = retiredText(item) + " · " + facts;
+        li.setAttribute("aria-disabled", "true");
+        li.className = "retired";
+      }
       if (item.open_cases.length) { facts += " · " + text("open-case", {number: item.open_cases[0].number}); }
       li.appendChild(element("span", "muted", facts));
       li.addEventListener("mousedown", function (event) { event.preventDefault(); });  // keep the focus
@@ -210,9 +215,17 @@
     return wrapper;
   }
 
+  function retiredText(item) {
+    return item.replaced_by ? text("retired-by", {serial: item.replaced_by.serial_number}) : text("retired");
+  }
+
   function choose(index) {
     var item = matches[index];
     if (!item) { return; }
+    if (item.status === "retired") {
+      status.textContent = retiredText(item);
+      return;
+    }
     var found = document.getElementById("equipment-found");
     if (found) { found.parentNode.removeChild(found); }
     options.textContent = "";
