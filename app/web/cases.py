@@ -17,6 +17,7 @@ from app.audit.models import CaseEvent
 from app.audit.service import list_events
 from app.cases import service as cases
 from app.cases.models import CASE_STATUSES
+from app.documents import service as documents
 from app.engine import Catalogue, now
 from app.flows import steps
 from app.flows.diagram import STATE_WORDS
@@ -183,6 +184,11 @@ def event_sentence(event: CaseEvent, record_title: str | None = None) -> str:
         return gettext("Case closed")
     if event.type == "attachment_added":
         return gettext("Attachment '%(file)s' added by %(who)s", file=p.get("filename", ""), who=who)
+    if event.type == "document_created":
+        kind = documents.known_kinds().get(str(p.get("kind")))
+        return gettext("Document '%(name)s' (%(format)s) made by %(who)s",
+                       name=str(kind.name) if kind else p.get("name", ""),
+                       format=DOCUMENT_FORMAT_WORDS.get(str(p.get("media_type")), p.get("media_type", "")), who=who)
     words = str(EVENT_SENTENCE_FALLBACK.get(event.type) or event.type.replace("_", " ").capitalize())
     if name:
         return gettext("%(what)s (%(name)s) by %(who)s", what=words, name=name, who=who)
@@ -199,6 +205,9 @@ def _link(case_id: int, event: CaseEvent) -> tuple[str, str] | None:
     if event.type == "attachment_added" and isinstance(p.get("attachment_id"), int):
         return (f"Download {p.get('filename', 'the file')}",
                 url_for("cases.download_attachment", case_id=case_id, attachment_id=p["attachment_id"]))
+    if event.type == "document_created" and isinstance(p.get("document_id"), int):
+        return (f"Download {p.get('filename', 'the document')}",
+                url_for("cases.download_document", case_id=case_id, document_id=p["document_id"]))
     return None
 
 
@@ -281,11 +290,18 @@ def detail(case_id: int) -> str:
                            entry_delay=case.opened_at - case.reported_at, **case_page_parts(case.id))
 
 
+# The forms a document is kept in, as the case page names them.
+DOCUMENT_FORMAT_WORDS = {"application/pdf": "PDF", "text/html": "HTML"}
+
+
 def case_page_parts(case_id: int) -> dict[str, Any]:
-    """What the case page shows beyond the case itself: its attachments and whether the diagram viewer is
+    """What the case page shows beyond the case itself: its documents, attachments and whether the diagram viewer is
     installed (the diagram itself is fetched by the page's script)."""
     actor = current_actor()
     return {"attachments": attachments.list_attachments(actor=actor, case_id=case_id),
+            "documents": documents.list_documents(actor=actor, case_id=case_id),
+            "document_names": {kind: str(words.name) for kind, words in documents.known_kinds().items()},
+            "document_formats": DOCUMENT_FORMAT_WORDS,
             "can_attach": actor.can("cases.attach"),
             "attachment_limit": attachments.size_words(attachments.max_bytes()),
             "attachment_types": gettext(", ").join(str(ATTACHMENT_TYPE_WORDS.get(kind, words))
@@ -341,4 +357,14 @@ def download_attachment(case_id: int, attachment_id: int) -> Response:
     response = send_file(stored.path, mimetype=stored.attachment.content_type, conditional=True,
                          etag=stored.attachment.sha256, max_age=0)
     response.headers.update(attachments.download_headers(stored.attachment))
+    return response
+
+
+@bp.get("/<id:case_id>/documents/<id:document_id>")
+def download_document(case_id: int, document_id: int) -> Response:
+    """A document of the case (the processing report as PDF or HTML), always as a download."""
+    stored = documents.document_file(actor=current_actor(), case_id=case_id, document_id=document_id)
+    response = send_file(stored.path, mimetype=stored.document.media_type, conditional=True,
+                         etag=stored.document.sha256, max_age=0)
+    response.headers.update(documents.download_headers(stored.document))
     return response
