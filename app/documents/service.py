@@ -287,6 +287,13 @@ def sweep_orphaned_files(*, actor: Actor, older_than: timedelta = timedelta(hour
     return report
 
 
+def install() -> None:
+    """Tell the deploy check which documents a process may name (idempotent)."""
+    from app.engine.parser import DOCUMENT_KINDS as deployable
+
+    deployable.update(DOCUMENT_KINDS)
+
+
 def known_kinds() -> Mapping[str, DocumentKind]:
     """The documents the system can make, by the name a process's ``documents`` setting uses."""
     return DOCUMENT_KINDS

@@ -253,3 +253,49 @@ def test_the_sweep_command_reports_and_exits_1_for_a_missing_file(api: ApiClient
     missing = runner.invoke(args=["documents", "sweep"])
     assert missing.exit_code == 1
     assert f"case {case['id']}" in missing.output and "has no file" in missing.output
+
+
+def _process_naming(documents_setting: str) -> tuple[str, bytes]:
+    xml = f"""<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+                  xmlns:camunda="http://camunda.org/schema/1.0/bpmn"
+                  id="defs_docs" targetNamespace="http://example.org/servicecase/tests">
+  <bpmn:process id="docs_probe" name="Docs probe" isExecutable="true">
+    <bpmn:extensionElements>
+      <camunda:properties>
+        <camunda:property name="documents" value="{documents_setting}" />
+      </camunda:properties>
+    </bpmn:extensionElements>
+    <bpmn:startEvent id="start"/>
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="done"/>
+    <bpmn:endEvent id="done"/>
+  </bpmn:process>
+</bpmn:definitions>"""
+    return "docs_probe.bpmn", xml.encode()
+
+
+def test_a_process_naming_a_document_the_system_cannot_make_is_refused_at_deploy(ctx: Flask, clock: Any) -> None:
+    from app.engine.errors import ProcessDefinitionError
+    from app.processes.service import deploy_sources
+
+    with pytest.raises(ProcessDefinitionError) as refused:
+        deploy_sources([_process_naming("processing_report, invoice")], actor=SYSTEM)
+    assert "'invoice'" in refused.value.message and "processing_report" in refused.value.message
+    assert refused.value.line == 8
+    db.session.rollback()
+    assert deploy_sources([_process_naming("processing_report,emergency_maintenance_record")], actor=SYSTEM)
+    db.session.commit()
+    # A case of it ends at once: both documents, each as PDF and HTML, the emergency record's text included.
+    from app.flows.steps import open_case
+
+    case = open_case(actor=SYSTEM, process_id="docs_probe", reported_at=now() - timedelta(hours=1),
+                     channel="phone", description="Nothing to do")
+    db.session.commit()
+    made = documents.list_documents(actor=SYSTEM, case_id=case.id)
+    assert [(d.kind, d.media_type) for d in made] == [
+        ("processing_report", "application/pdf"), ("processing_report", "text/html"),
+        ("emergency_maintenance_record", "application/pdf"), ("emergency_maintenance_record", "text/html")]
+    record = documents.document_file(actor=SYSTEM, case_id=case.id, document_id=made[2].id)
+    text = pdf_text(record.path.read_bytes())
+    assert "User equipment emergency maintenance record" in text and "No records were submitted." in text
+    assert DEPARTMENT in text and CONTACT["email"] in text
