@@ -57,6 +57,13 @@ PART_SUFFIX = ".part"  # a file written in a transaction that has not committed 
 _PENDING_KEY = "servicecase.documents.pending"  # temporary files written in the session's open transaction
 
 
+class DocumentRenderError(ServiceError):
+    """A document could not be rendered or printed (WeasyPrint without pango, a broken template): the close is
+    refused and nothing of it is saved, so no case closes without its documents."""
+
+    status = 503
+
+
 @dataclass(frozen=True)
 class StoredDocument:
     """A document ready to be sent: its facts and where its bytes are."""
@@ -131,7 +138,13 @@ def make_documents(*, actor: Actor, case: Case, kinds: tuple[str, ...], forms: F
             log.warning("case %s: the process names the document %r, which the system cannot make", case.id, kind)
             continue
         started = time.perf_counter()
-        rendered = render_document(case, kind=kind, forms=forms)
+        try:
+            rendered = render_document(case, kind=kind, forms=forms)
+        except Exception as exc:
+            log.exception("case %s: the %s could not be made", case.id, kind)
+            raise DocumentRenderError(
+                f"the case cannot close: its {kind.replace('_', ' ')} could not be made ({type(exc).__name__}: "
+                f"{exc}); tell an administrator (PDFs need WeasyPrint with pango 1.44+, see the README)") from exc
         log.info("case %s: %s rendered in %.0f ms", case.id, kind, (time.perf_counter() - started) * 1000)
         with force_locale("en"):  # the row keeps the English name, as the API speaks English
             name = str(DOCUMENT_KINDS[kind].name)

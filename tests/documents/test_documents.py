@@ -299,3 +299,23 @@ def test_a_process_naming_a_document_the_system_cannot_make_is_refused_at_deploy
     text = pdf_text(record.path.read_bytes())
     assert "User equipment emergency maintenance record" in text and "No records were submitted." in text
     assert DEPARTMENT in text and CONTACT["email"] in text
+
+
+def test_a_document_that_cannot_be_printed_refuses_the_close_with_503_and_saves_nothing(
+        api: ApiClient, client: FlaskClient, app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    case = api.open_case()
+    walk_to_closed(api, case, last=False)
+    from app.documents import rendering
+
+    def no_pango(html: str) -> bytes:
+        raise OSError("cannot load library 'libpango-1.0-0'")
+
+    monkeypatch.setattr(rendering, "html_to_pdf", no_pango)
+    monkeypatch.setattr(documents, "html_to_pdf", no_pango)
+    before = api.snapshot(case["id"])
+    refused = api.complete(api.task(case, "write_processing_report")["id"], api.REPORT)
+    assert refused.status_code == 503, refused.get_json()
+    assert "processing report could not be made" in refused.get_json()["message"]
+    assert "libpango" in refused.get_json()["message"]
+    assert api.snapshot(case["id"]) == before
+    assert files_in(app) == []
