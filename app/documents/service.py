@@ -118,12 +118,21 @@ def document_context(case: Case, *, kind: str, forms: FormRegistry) -> dict[str,
 
 def render_document(case: Case, *, kind: str, forms: FormRegistry) -> dict[str, bytes]:
     """The document ``kind`` of the case in each media type (bytes by media type), in the department's
-    language (SERVICECASE_DEFAULT_LOCALE), whoever's request closed the case."""
+    language (SERVICECASE_DEFAULT_LOCALE), whoever's request closed the case; DocumentRenderError when the
+    template or the PDF printer fails."""
     locale = current_app.config["DEFAULT_LOCALE"]
     with force_locale(locale):
+        # Reading the case's history flushes what the step wrote so far: a failure there is the step's own and
+        # keeps its type; only the rendering itself is this module's to explain.
         context = {**document_context(case, kind=kind, forms=forms), "lang": "zh-Hans" if locale == "zh" else locale}
-        html = render_html(DOCUMENT_KINDS[kind].template, context)
-    return {"application/pdf": html_to_pdf(html), "text/html": html.encode("utf-8")}
+        try:
+            html = render_html(DOCUMENT_KINDS[kind].template, context)
+            return {"application/pdf": html_to_pdf(html), "text/html": html.encode("utf-8")}
+        except Exception as exc:
+            log.exception("case %s: the %s could not be made", case.id, kind)
+            raise DocumentRenderError(
+                f"the case cannot close: its {kind.replace('_', ' ')} could not be made ({type(exc).__name__}: "
+                f"{exc}); tell an administrator (PDFs need WeasyPrint with pango 1.44+, see the README)") from exc
 
 
 def make_documents(*, actor: Actor, case: Case, kinds: tuple[str, ...], forms: FormRegistry) -> list[Document]:
@@ -138,13 +147,7 @@ def make_documents(*, actor: Actor, case: Case, kinds: tuple[str, ...], forms: F
             log.warning("case %s: the process names the document %r, which the system cannot make", case.id, kind)
             continue
         started = time.perf_counter()
-        try:
-            rendered = render_document(case, kind=kind, forms=forms)
-        except Exception as exc:
-            log.exception("case %s: the %s could not be made", case.id, kind)
-            raise DocumentRenderError(
-                f"the case cannot close: its {kind.replace('_', ' ')} could not be made ({type(exc).__name__}: "
-                f"{exc}); tell an administrator (PDFs need WeasyPrint with pango 1.44+, see the README)") from exc
+        rendered = render_document(case, kind=kind, forms=forms)
         log.info("case %s: %s rendered in %.0f ms", case.id, kind, (time.perf_counter() - started) * 1000)
         with force_locale("en"):  # the row keeps the English name, as the API speaks English
             name = str(DOCUMENT_KINDS[kind].name)
