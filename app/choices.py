@@ -15,7 +15,9 @@ from app.auth import ROLE_NAMES, ROLES, STAFF_ROLES
 
 CASE_STATUSES = ("open", "closed", "cancelled")
 INTAKE_CHANNELS = ("phone", "email", "fax", "web")  # how a customer can reach the department: what intake accepts
-CHANNELS = (*INTAKE_CHANNELS, "schedule")  # every channel a case can carry: plus cases started by a schedule
+# every channel a case can carry: plus cases started by a schedule, and cases another case opened (an
+# inspection's anomaly)
+CHANNELS = (*INTAKE_CHANNELS, "schedule", "case")
 PRIORITIES = ("normal", "high", "emergency")
 WORK_ITEM_STATES = ("ready", "completed", "cancelled")
 # A yes/no filter (the worklist's "overdue"), written the same way in an address and in the API.
@@ -24,7 +26,7 @@ FLAG_FALSE = ("false", "no", "0")
 
 CASE_STATUS_LABELS = {"open": "Open", "closed": "Closed", "cancelled": "Cancelled"}
 CHANNEL_LABELS = {"phone": "Telephone", "email": "E-mail", "fax": "Fax", "web": "Web",
-                  "schedule": "Recurring schedule"}
+                  "schedule": "Recurring schedule", "case": "Another case"}
 PRIORITY_LABELS = {"normal": "Normal", "high": "High", "emergency": "Emergency (first-level fault)"}
 WORK_ITEM_STATE_LABELS = {"ready": "Ready", "completed": "Completed", "cancelled": "Cancelled"}
 OVERDUE_LABELS = {"true": "Overdue only", "false": "Not overdue"}

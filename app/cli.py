@@ -16,7 +16,6 @@ from app.auth import ROLES, SYSTEM, Actor
 from app.engine import ProcessDefinitionError
 from app.errors import ServiceError
 from app.processes import service as processes
-from app.registry.service import seed_demo_data
 from app.uow import unit_of_work
 
 processes_cli = AppGroup("processes", help="Deploy and list process versions.")
@@ -61,12 +60,22 @@ def list_command() -> None:
                    f"{version.deployed_by:12} {version.name}")
 
 
+def _load_demo() -> str:
+    """Load the demo set; what it added, in words."""
+    from app.flows.demo import load_demo_set
+
+    with unit_of_work():
+        report = load_demo_set()
+    if not report.customers:
+        return "registry not empty: no demo set added"
+    return (f"added the demo set: {report.customers} customers, {report.equipment} pieces of equipment, "
+            f"{report.warehouses} warehouses with spare parts, {report.readings} daily readings")
+
+
 @demo_cli.command("seed")
 def seed_command() -> None:
-    """Add demo customers and equipment (only into an empty registry)."""
-    with unit_of_work():
-        added = seed_demo_data()
-    click.echo(f"added {added} demo customers" if added else "registry not empty: nothing added")
+    """Add the demo set (regions, warehouses and parts, customers, equipment, readings) to an empty registry."""
+    click.echo(_load_demo())
 
 
 @click.command("setup")
@@ -85,10 +94,7 @@ def setup_command(demo: bool) -> None:
     for result in results:
         click.echo(f"{'deployed' if result.created else 'unchanged':10} {result.version.label}")
     if demo:
-        with unit_of_work():
-            added = seed_demo_data()
-        if added:
-            click.echo(f"added {added} demo customers")
+        click.echo(_load_demo())
     if current_app.config["ENV_NAME"] == "development":
         _demo_users()
 

@@ -107,6 +107,8 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         # Normal ranges of the daily operating data (JSON, see app/readings/rules.py); outside them a day is
         # an anomaly on the monthly inspection.
         "READING_RULES": env.get("SERVICECASE_READING_RULES") or None,
+        # Users called back per region each quarter (plan 5.4, 5.11).
+        "RETURN_VISIT_SAMPLE": int(env.get("SERVICECASE_RETURN_VISIT_SAMPLE", 3)),
         # The pages' language for a visitor who chose none and whose browser asks for none we have (en, zh).
         "DEFAULT_LOCALE": env.get("SERVICECASE_DEFAULT_LOCALE", "en"),
         # Who the customer-facing documents (the processing report…) speak for, printed on each of them.
@@ -135,6 +137,8 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     cfg.update(overrides)
     if "SESSION_COOKIE_SECURE" not in overrides:  # development and tests run on plain http://
         cfg["SESSION_COOKIE_SECURE"] = cfg["ENV_NAME"] == "production"
+    if not 1 <= cfg["RETURN_VISIT_SAMPLE"] <= 1000:
+        raise ConfigError("SERVICECASE_RETURN_VISIT_SAMPLE must be a whole number from 1 to 1000")
     if cfg["SESSION_IDLE_MINUTES"] < 1:
         raise ConfigError("SERVICECASE_SESSION_IDLE_MINUTES must be at least 1")
     if cfg["ENV_NAME"] == "production" and cfg["CLOCK"] != "system":

@@ -140,6 +140,14 @@ def recording_operations(calls: list[tuple[str, dict[str, Any]]] | None = None) 
         "stock.use": lambda used, field="": [{"part_number": line["part_number"], "consumed": line["quantity"]}
                                              for line in used],
         "stock.release": lambda reason: [],
+        "readings.review_month": lambda before: {"label": "February 2026", "month": "2026-02", "equipment_checked": 0,
+                                                 "anomalies": [], "without_data": []},
+        "visits.sample": lambda seed_text, size=None: {"seed": 1, "size": 3, "regions": ["East"], "notes": [],
+                                                       "users": [{"id": 1, "name": "Test user", "region": "East",
+                                                                  "phone": "", "contact": ""}]},
+        "cases.open_linked": lambda process, items, kind="linked": [
+            {"case_id": n + 1, "number": f"FH-TEST-{n + 1:06d}", "serial_number": item.get("serial_number")}
+            for n, item in enumerate(items)],
     }.items():
         operation = registry.get(name)
         assert operation is not None, name

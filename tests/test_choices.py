@@ -127,6 +127,7 @@ def test_each_list_is_defined_once() -> None:
     assert task_models.WORK_ITEM_STATES is choices.WORK_ITEM_STATES
     assert choices.ROLES is ROLES
     assert "schedule" in choices.CHANNELS and "schedule" not in choices.INTAKE_CHANNELS
+    assert "case" in choices.CHANNELS and "case" not in choices.INTAKE_CHANNELS
     for values, labels in ((choices.CHANNELS, choices.CHANNEL_LABELS), (choices.PRIORITIES, choices.PRIORITY_LABELS),
                            (choices.CASE_STATUSES, choices.CASE_STATUS_LABELS),
                            (choices.WORK_ITEM_STATES, choices.WORK_ITEM_STATE_LABELS)):

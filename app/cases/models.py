@@ -13,7 +13,8 @@ from app.extensions import JSONData, UTCDateTime, db, dialect_index
 from app.processes.models import ProcessVersion
 from app.registry.models import Customer, Equipment
 
-__all__ = ["CASE_STATUSES", "CHANNELS", "INTAKE_CHANNELS", "PRIORITIES", "Case"]  # the choice lists: app.choices
+# The choice lists are app.choices'; they are re-exported here for the models' readers.
+__all__ = ["CASE_STATUSES", "CHANNELS", "INTAKE_CHANNELS", "PRIORITIES", "Case", "CaseLink"]
 
 
 class Case(db.Model):  # type: ignore[name-defined,misc]
@@ -37,7 +38,7 @@ class Case(db.Model):  # type: ignore[name-defined,misc]
     status: Mapped[str] = mapped_column(String(20), default="open")  # open | closed | cancelled
     title: Mapped[str] = mapped_column(String(200))  # one-line summary for lists
     description: Mapped[str] = mapped_column(Text, default="")  # what the customer reported
-    channel: Mapped[str] = mapped_column(String(20))  # phone | email | fax | web | schedule
+    channel: Mapped[str] = mapped_column(String(20))  # phone | email | fax | web | schedule | case
     priority: Mapped[str] = mapped_column(String(20), default="normal")  # normal | high | emergency
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)  # who reported
     equipment_id: Mapped[int | None] = mapped_column(ForeignKey("equipment.id"), index=True)  # what failed
@@ -56,3 +57,17 @@ class Case(db.Model):  # type: ignore[name-defined,misc]
     process_version: Mapped[ProcessVersion] = relationship()
     customer: Mapped[Customer | None] = relationship()
     equipment: Mapped[Equipment | None] = relationship()
+
+
+class CaseLink(db.Model):  # type: ignore[name-defined,misc]
+    """One case opened from, or escalated to, another: read both ways (each case lists the other)."""
+
+    __tablename__ = "case_links"
+    __table_args__ = (Index("ix_case_links_to_case_id", "to_case_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)  # surrogate key
+    from_case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)  # the case that opened the other
+    to_case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"))  # the case it opened
+    kind: Mapped[str] = mapped_column(String(30))  # why: anomaly (inspection → fault), escalation, ...
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)  # when the link was made
+    created_by: Mapped[str] = mapped_column(String(100))  # who (or what) made it

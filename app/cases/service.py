@@ -12,9 +12,12 @@ from sqlalchemy import func, or_, select, union
 from sqlalchemy.orm import selectinload, undefer
 from sqlalchemy.orm.attributes import flag_modified
 
+from app.audit.models import CaseEvent
+from app.audit.service import record_event
 from app.auth import Actor, require
-from app.cases.models import CHANNELS, PRIORITIES, Case
+from app.cases.models import CHANNELS, PRIORITIES, Case, CaseLink
 from app.engine import (
+    Catalogue,
     EngineError,
     ensure_utc,
     now,
@@ -46,6 +49,10 @@ def new_case(*, actor: Actor, version: ProcessVersion | None, process_id: str, c
     if version is None:
         raise InvalidDataError(f"process '{process_id}' is not deployed",
                                errors={"process": [f"unknown process '{process_id}'"]})
+    if not Catalogue.from_dict(version.catalogue).startable:
+        raise InvalidDataError(f"process '{process_id}' is not opened on its own: other processes call it",
+                               errors={"process": [f"process '{process_id}' is only run by the processes that call "
+                                                   "it (startable=false)"]})
     errors: dict[str, list[str]] = {}
     if channel not in CHANNELS:
         errors["channel"] = [f"must be one of {', '.join(CHANNELS)}"]
@@ -198,5 +205,39 @@ def open_cases_of_equipment(*, actor: Actor, equipment_ids: Collection[int]) -> 
     return found
 
 
-__all__ = ["EngineError", "NewCase", "get_case", "list_cases", "lock_case", "new_case",
-           "open_cases_of_equipment"]
+__all__ = ["EngineError", "NewCase", "get_case", "latest_event", "link_cases", "linked_cases", "list_cases",
+           "lock_case", "new_case", "open_cases_of_equipment"]
+
+
+def latest_event(*, actor: Actor, type: str, process_id: str, before_case_id: int) -> CaseEvent | None:
+    """The latest event of ``type`` in an earlier case of the process (cases.read): what the last quarter's
+    return visits drew, say."""
+    require(actor, "cases.read")
+    return db.session.scalar(select(CaseEvent).join(Case, Case.id == CaseEvent.case_id)
+                             .where(CaseEvent.type == type, Case.process_id == process_id,
+                                    Case.id < before_case_id).order_by(CaseEvent.id.desc()).limit(1))
+
+
+def link_cases(*, actor: Actor, source: Case, target: Case, kind: str) -> CaseLink:
+    """Link ``target`` to the case ``source`` it was opened from (cases.open; the caller holds the source's
+    lock and just opened the target), with a ``case_linked`` event in both histories."""
+    require(actor, "cases.open")
+    link = CaseLink(from_case_id=source.id, to_case_id=target.id, kind=kind, created_at=now(),
+                    created_by=actor.username)
+    db.session.add(link)
+    record_event(case=source, type="case_linked", actor=actor.username, payload={
+        "direction": "opened", "case_id": target.id, "number": target.number, "kind": kind})
+    record_event(case=target, type="case_linked", actor=actor.username, payload={
+        "direction": "opened_from", "case_id": source.id, "number": source.number, "kind": kind})
+    return link
+
+
+def linked_cases(*, actor: Actor, case_id: int) -> list[tuple[CaseLink, Case]]:
+    """The cases linked to a case, either way, oldest link first, each with the other case (cases.read)."""
+    require(actor, "cases.read")
+    links = list(db.session.scalars(select(CaseLink).where(or_(CaseLink.from_case_id == case_id,
+                                                                CaseLink.to_case_id == case_id))
+                                    .order_by(CaseLink.id)))
+    others = {c.id: c for c in db.session.scalars(select(Case).where(Case.id.in_(
+        [link.to_case_id if link.from_case_id == case_id else link.from_case_id for link in links])))}
+    return [(link, others[link.to_case_id if link.from_case_id == case_id else link.from_case_id]) for link in links]

@@ -6,8 +6,8 @@ import ast
 import codecs
 import re
 import textwrap
-from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Collection, Iterator, Mapping
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -112,6 +112,7 @@ PROCESS_SETTINGS = {
     "case_prefix": "the prefix of its case numbers: 1 to 4 capital letters (FH-2026-000123)",
     "summary_fields": "the data fields its case summary shows, in order, separated by commas",
     "documents": "the documents made when a case closes, separated by commas (processing_report...)",
+    "startable": "true or false: whether people open cases on it (false for a process only called by others)",
 }
 # The documents this installation can make (app.documents registers them at start-up): a process naming
 # another in its ``documents`` setting is refused at deploy. Empty (nothing registered): any name passes.
@@ -133,6 +134,13 @@ class Catalogue:
     decisions: dict[str, str] = field(default_factory=dict)  # business rule task id -> decision id it runs
     service_tasks: dict[str, ServiceTaskInfo] = field(default_factory=dict)
     settings: dict[str, str] = field(default_factory=dict)  # PROCESS_SETTINGS read from the process
+    calls: dict[str, str] = field(default_factory=dict)  # call activity id -> process id it calls (its own only)
+    called: tuple[str, ...] = ()  # every process it runs through call activities, directly or not, sorted
+
+    @property
+    def startable(self) -> bool:
+        """Whether people open cases on the process (``startable`` setting; a called-only process says false)."""
+        return self.settings.get("startable", "true") == "true"
 
     @property
     def case_prefix(self) -> str | None:
@@ -164,6 +172,8 @@ class Catalogue:
             decisions=dict(data.get("decisions", {})),
             service_tasks={k: ServiceTaskInfo.from_dict(v) for k, v in data.get("service_tasks", {}).items()},
             settings=dict(data.get("settings", {})),
+            calls=dict(data.get("calls", {})),
+            called=tuple(data.get("called", ())),
         )
 
     @property
@@ -527,6 +537,8 @@ def _settings(process: etree._Element, filename: str) -> dict[str, str]:
             raise _fail(f"the process property {name!r} is given twice", filename, prop)
         if name == "case_prefix" and not _CASE_PREFIX.match(value):
             raise _fail(f"case_prefix {value!r} must be 1 to 4 capital letters", filename, prop)
+        if name == "startable" and value not in ("true", "false"):
+            raise _fail(f"startable {value!r} must be true or false", filename, prop)
         if name in ("summary_fields", "documents"):
             bad = [part for part in value.split(",") if not _FIELD_NAME.match(part.strip())]
             if bad or not value:
@@ -540,17 +552,46 @@ def _settings(process: etree._Element, filename: str) -> dict[str, str]:
     return found
 
 
-def catalogue_of(tree: etree._ElementTree, filename: str,
-                 decisions: Mapping[str, DecisionTable] | None = None,
-                 operations: OperationRegistry | None = None) -> Catalogue:
-    """Read the catalogue of the one executable process in ``tree`` and check its code compiles; every
-    business rule task must call one of ``decisions`` (decision id -> table deployed with the process)."""
+def _executable_process(tree: etree._ElementTree, filename: str) -> etree._Element:
     processes = tree.getroot().findall("bpmn:process", NS)
     executable = [p for p in processes if p.get("isExecutable", "false") == "true"] or processes
     if len(executable) != 1:
         raise ProcessDefinitionError(
             f"expected exactly one executable process, found {len(executable)}", filename=filename)
-    process = executable[0]
+    return executable[0]
+
+
+def process_id_of(source: bytes, filename: str) -> str:
+    """The id of the one executable process of a BPMN file (to find the processes a package offers)."""
+    return str(_executable_process(read_xml(source, filename), filename).get("id") or "")
+
+
+def _call_activities(process: etree._Element, filename: str, callable_ids: Collection[str]) -> dict[str, str]:
+    """{call activity id: process id} of the process's call activities, each calling a process of the package."""
+    found: dict[str, str] = {}
+    own = process.get("id")
+    for node in process.iter(f"{{{BPMN_NS}}}callActivity"):
+        called = (node.get("calledElement") or "").strip()
+        if not called:
+            raise _fail(f"call activity '{node.get('id')}' names no process: it needs calledElement", filename, node)
+        if called == own:
+            raise _fail(f"call activity '{node.get('id')}' calls its own process '{own}'", filename, node)
+        if called not in callable_ids:
+            known = ", ".join(sorted(set(callable_ids) - {own})) or "none"
+            raise _fail(f"call activity '{node.get('id')}' calls process '{called}', which is not deployed with it "
+                        f"(other processes in the package: {known})", filename, node)
+        found[node.get("id")] = called
+    return found
+
+
+def catalogue_of(tree: etree._ElementTree, filename: str,
+                 decisions: Mapping[str, DecisionTable] | None = None,
+                 operations: OperationRegistry | None = None,
+                 callable_ids: Collection[str] = ()) -> Catalogue:
+    """Read the catalogue of the one executable process in ``tree`` and check its code compiles; every
+    business rule task must call one of ``decisions`` (decision id -> table deployed with the process), every
+    call activity one of ``callable_ids`` (the other processes of the package)."""
+    process = _executable_process(tree, filename)
     lane_names, members = _lanes(process)
     human: dict[str, HumanTaskInfo] = {}
     for node in process.iter(f"{{{BPMN_NS}}}userTask", f"{{{BPMN_NS}}}manualTask"):
@@ -595,14 +636,53 @@ def catalogue_of(tree: etree._ElementTree, filename: str,
         decisions=_business_rules(process, filename, decisions or {}),
         service_tasks=_service_tasks(process, filename, operations if operations is not None else REGISTRY),
         settings=_settings(process, filename),
+        calls=_call_activities(process, filename, callable_ids),
     )
+
+
+def _merge_called(catalogue: Catalogue, called: list[tuple[str, bytes, Catalogue]]) -> Catalogue:
+    """The caller's catalogue with the human tasks, timers, business rule and service tasks of the processes
+    it calls: the engine runs their tasks inside the caller's case, under their own element ids, so an id
+    used by two of them is refused."""
+    owners: dict[str, str] = {}
+    merged: dict[str, dict[str, Any]] = {"human_tasks": {}, "timers": {}, "decisions": {}, "service_tasks": {}}
+    lanes = dict(catalogue.lanes)
+    for filename, source, part in [("", b"", catalogue), *called]:
+        if part is not catalogue:
+            start = part.start_timer
+            if start is not None:
+                raise ProcessDefinitionError(
+                    f"process '{part.process_id}' is called by '{catalogue.process_id}' but has a timer start event "
+                    "(a called process starts when its call activity is reached)",
+                    filename=filename, element_id=start.id, line=element_line(source, start.id))
+        for kind, entries in merged.items():
+            for element_id, entry in getattr(part, kind).items():
+                owner = owners.setdefault(element_id, part.process_id)
+                if owner != part.process_id:
+                    raise ProcessDefinitionError(
+                        f"element id '{element_id}' of process '{part.process_id}' is also used in process "
+                        f"'{owner}', which calls it or is called with it: the tasks of a called process run "
+                        "inside the caller's case, so their ids must differ", filename=filename,
+                        element_id=element_id, line=element_line(source, element_id))
+                entries[element_id] = entry
+        for lane_id, name in part.lanes.items():
+            lanes.setdefault(lane_id, name)
+    return replace(catalogue, human_tasks=merged["human_tasks"], timers=merged["timers"],
+                   decisions=merged["decisions"], service_tasks=merged["service_tasks"], lanes=lanes,
+                   called=tuple(sorted(part.process_id for _, _, part in called)))
 
 
 def parse_process(source: bytes, filename: str,
                   decisions: Mapping[str, DecisionTable] | None = None,
-                  operations: OperationRegistry | None = None) -> ParsedProcess:
+                  operations: OperationRegistry | None = None,
+                  processes: Mapping[str, tuple[str, bytes]] | None = None) -> ParsedProcess:
     """Validate and parse one BPMN file with the decision tables it may call (decision id -> table, see
-    ``decisions.parse_decision``); every problem becomes a ProcessDefinitionError."""
+    ``decisions.parse_decision``) and the other processes of its package its call activities may call
+    (process id -> (file name, BPMN bytes)); every problem becomes a ProcessDefinitionError.
+
+    The called processes' specs go into ``subprocess_specs`` (stored with the caller's version, so a running
+    case keeps the called process as deployed) and their human tasks and timers into the caller's catalogue."""
+    library = dict(processes or {})
     tree = read_xml(source, filename)
     if _local(tree.getroot().tag) != "definitions" or etree.QName(tree.getroot()).namespace != BPMN_NS:
         raise ProcessDefinitionError("the root element is not bpmn:definitions", filename=filename,
@@ -610,7 +690,23 @@ def parse_process(source: bytes, filename: str,
     parser = DecisionParser(validator=VALIDATOR)
     try:
         parser.add_bpmn_xml(tree, filename=filename)
-        catalogue = catalogue_of(tree, filename, decisions, operations)
+        catalogue = catalogue_of(tree, filename, decisions, operations, library)
+        library.pop(catalogue.process_id, None)
+        called: list[tuple[str, bytes, Catalogue]] = []
+        pending, seen = list(catalogue.calls.values()), {catalogue.process_id}
+        while pending:  # every process reached through call activities, each once (a cycle ends here too)
+            process_id = pending.pop(0)
+            if process_id in seen:
+                continue
+            seen.add(process_id)
+            called_file, called_source = library[process_id]
+            called_tree = read_xml(called_source, called_file)
+            parser.add_bpmn_xml(called_tree, filename=called_file)
+            part = catalogue_of(called_tree, called_file, decisions, operations,
+                                {*library, catalogue.process_id})
+            called.append((called_file, called_source, part))
+            pending.extend(part.calls.values())
+        catalogue = _merge_called(catalogue, called)
         for decision_id in sorted(set(catalogue.decisions.values())):
             table = (decisions or {})[decision_id]
             parser.add_dmn_xml(table.root, filename=table.filename)  # checked by parse_decision already
@@ -623,11 +719,15 @@ def parse_process(source: bytes, filename: str,
     except ValidationException as exc:
         element = getattr(exc, "id", "") or None
         line = getattr(exc, "line_number", "") or None
+        in_file = getattr(exc, "file_name", "") or filename  # a called process's file, or this one
         if element and not line:
-            found = tree.getroot().xpath("//*[@id=$id]", id=element)
-            line = found[0].sourceline if found else None
+            other = next((s for f, s in (processes or {}).values() if f == in_file and in_file != filename), None)
+            line = element_line(other, element) if other is not None else None
+            if other is None:
+                found = tree.getroot().xpath("//*[@id=$id]", id=element)
+                line = found[0].sourceline if found else None
         message = str(exc.args[0]) if exc.args else str(exc)
-        raise ProcessDefinitionError(message, filename=filename, element_id=element,
+        raise ProcessDefinitionError(message, filename=in_file, element_id=element,
                                      line=int(line) if line else None) from None
     except SpiffWorkflowException as exc:
         spec = getattr(exc, "task_spec", None)

@@ -26,7 +26,7 @@ from . import timesource
 from .decisions import DecisionTable, UniqueBusinessRuleTaskConverter, parse_decision
 from .errors import ProcessDefinitionError, ScriptError, TaskNotReadyError, UnknownTaskError
 from .operations import REGISTRY, OperationFailed, OperationRegistry, call_operation
-from .parser import Catalogue, HumanTaskInfo, ParsedProcess, TimerInfo, parse_process
+from .parser import Catalogue, HumanTaskInfo, ParsedProcess, TimerInfo, parse_process, process_id_of
 from .restricted import Budget, RestrictedEnvironment
 
 timesource.install()
@@ -384,9 +384,25 @@ class Engine:
         self._cache_lock = threading.Lock()
 
     # -- definitions -----------------------------------------------------------------------
-    def parse(self, source: bytes, filename: str, decisions: Iterable[DecisionTable] = ()) -> ProcessDefinition:
-        """Validate and parse a BPMN file with the decision tables deployed with it (raises
-        ProcessDefinitionError; a business rule task calling a decision not among them too)."""
+    def parse(self, source: bytes, filename: str, decisions: Iterable[DecisionTable] = (),
+              processes: Iterable[tuple[str, bytes]] = ()) -> ProcessDefinition:
+        """Validate and parse a BPMN file with the decision tables and the other BPMN files (file name, bytes)
+        deployed with it (raises ProcessDefinitionError; a business rule task calling a decision not among
+        them, or a call activity calling a process not among them, too)."""
+        library: dict[str, tuple[str, bytes]] = {}
+        twice: set[str] = set()
+        for other_name, other in processes:
+            if other_name == filename:
+                continue
+            try:
+                other_id = process_id_of(other, other_name)
+            except ProcessDefinitionError:
+                continue  # a broken file is refused by its own check, with its own message
+            if other_id in library:
+                twice.add(other_id)  # ambiguous: not callable (a deployment refuses the package anyway)
+            library[other_id] = (other_name, other)
+        for other_id in twice:
+            del library[other_id]
         tables: dict[str, DecisionTable] = {}
         for table in decisions:
             if table.decision_id in tables:
@@ -394,7 +410,7 @@ class Engine:
                     f"decision '{table.decision_id}' is defined in {tables[table.decision_id].filename} and in "
                     f"{table.filename}", filename=table.filename, element_id=table.decision_id)
             tables[table.decision_id] = table
-        parsed: ParsedProcess = parse_process(source, filename, tables, self.operations)
+        parsed: ParsedProcess = parse_process(source, filename, tables, self.operations, library)
         return ProcessDefinition(parsed.catalogue, parsed.spec, parsed.subprocess_specs)
 
     @staticmethod

@@ -7,47 +7,24 @@ task completed or a timer fired; the flows wrap the engine's run in ``acting_for
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
-from dataclasses import dataclass
+import hashlib
+import random
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from app.auth import Actor
-from app.cases.models import Case
+from flask import current_app
+
+from app.audit.service import record_event
+from app.cases.service import latest_event, link_cases
+from app.engine import now
 from app.engine.operations import REGISTRY, OperationRegistry
 from app.errors import InvalidDataError
+from app.flows.context import current_step
+from app.flows.steps import open_case
+from app.readings import service as readings
+from app.registry import service as registry
 from app.stock import service as stock
-
-
-@dataclass(frozen=True)
-class Step:
-    """Who is acting, on which case, while the engine runs."""
-
-    actor: Actor
-    case: Case
-
-
-_STEP: ContextVar[Step | None] = ContextVar("servicecase_step", default=None)
-
-
-@contextmanager
-def acting_for(actor: Actor, case: Case) -> Iterator[Step]:
-    """Run the engine for ``actor`` on ``case``: the operations its service tasks call act as them."""
-    step = Step(actor, case)
-    token = _STEP.set(step)
-    try:
-        yield step
-    finally:
-        _STEP.reset(token)
-
-
-def current_step() -> Step:
-    """The step the engine is running for (RuntimeError outside ``acting_for``: a bug in a flow)."""
-    step = _STEP.get()
-    if step is None:
-        raise RuntimeError("a service task ran outside a case step; run the engine inside acting_for()")
-    return step
 
 
 def _lines(rows: Any, field: str) -> list[stock.PartLine]:
@@ -96,6 +73,92 @@ def release_parts(reason: Any) -> list[dict[str, Any]]:
     return _line_dicts(stock.release_parts(actor=step.actor, case=step.case, reason=str(reason)[:500]))
 
 
+def review_month(before: Any) -> dict[str, Any]:
+    """The operating data of the calendar month before ``before`` (an inspection's occurrence time, in the
+    department's zone): how many monitored units, and one row per unit with anomalies, its finding in
+    words (each day's anomalies under the reading rules)."""
+    step = current_step()
+    try:
+        moment = datetime.fromisoformat(str(before))
+    except ValueError:
+        raise InvalidDataError(f"{before!r} is not a date and time", errors={"before": ["not an ISO date and time"]}
+                               ) from None
+    local = moment.astimezone(ZoneInfo(current_app.config.get("TIME_ZONE") or "UTC")).date()
+    first = (local.replace(day=1) - timedelta(days=1)).replace(day=1)
+    review = readings.month_review(actor=step.actor, year=first.year, month=first.month)
+    rows = []
+    for unit in review:
+        if not unit.anomalies:
+            continue
+        days = "; ".join(f"{day.day.isoformat()}: " + ", ".join(f.text for f in day.findings) for day in unit.anomalies)
+        missing = f" No data on {len(unit.missing_days)} day(s)." if unit.missing_days else ""
+        rows.append({"serial_number": unit.equipment.serial_number, "finding": (days + missing)[:3900]})
+    return {"label": first.strftime("%B %Y"), "month": first.strftime("%Y-%m"), "equipment_checked": len(review),
+            "anomalies": rows,
+            "without_data": [unit.equipment.serial_number for unit in review if not unit.readings]}
+
+
+def open_linked(process: Any, items: Any, kind: Any = "linked") -> list[dict[str, Any]]:
+    """Open one case of ``process`` per item ({serial_number, finding}) on that equipment, linked to the
+    step's case both ways; the notice time is now and the finding is what was reported."""
+    step = current_step()
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        raise InvalidDataError("the items must be a list of {serial_number, finding}",
+                               errors={"items": ["must be a list of rows"]})
+    opened = []
+    for n, item in enumerate(items):
+        serial = str(item.get("serial_number") or "").strip()
+        finding = str(item.get("finding") or "").strip() or "Anomaly found by the monthly inspection"
+        equipment = registry.equipment_by_serial(actor=step.actor, serial_number=serial)
+        if equipment is None:
+            raise InvalidDataError(f"no equipment has the serial number {serial!r}",
+                                   errors={"anomalies": {str(n): {"serial_number": ["no equipment has this serial "
+                                                                                    "number"]}}})
+        origin = {"case_id": step.case.id, "number": step.case.number, "kind": str(kind)}
+        detail = open_case(actor=step.actor, process_id=str(process), reported_at=now(), channel="case",
+                           title=f"{step.case.number}: {serial}", description=finding, equipment_id=equipment.id,
+                           data={"opened_from": origin})
+        link_cases(actor=step.actor, source=step.case, target=detail.case, kind=str(kind))
+        opened.append({"case_id": detail.id, "number": detail.number, "serial_number": serial})
+    return opened
+
+
+def sample_users(seed_text: Any, size: Any = None) -> dict[str, Any]:
+    """A random sample of users per region for this quarter's return visits: ``size`` per region (the
+    configured number by default), drawn with a seed made from ``seed_text`` (the case number), so the same
+    case always draws the same users. Users drawn for the previous quarter's visits are left out unless a
+    region has too few others; then some are called again and a note says so. The draw is recorded in the
+    case's history (visit_sample_drawn)."""
+    step = current_step()
+    per_region = int(size) if size is not None else int(current_app.config["RETURN_VISIT_SAMPLE"])
+    seed = int(hashlib.sha256(str(seed_text).encode()).hexdigest()[:12], 16)
+    rng = random.Random(seed)
+    last = latest_event(actor=step.actor, type="visit_sample_drawn", process_id=step.case.process_id,
+                        before_case_id=step.case.id)
+    earlier = ((last.payload or {}).get("regions") or {}) if last else {}
+    called_before = {int(i) for ids in earlier.values() for i in ids}
+    drawn: dict[str, list[int]] = {}
+    users: list[dict[str, Any]] = []
+    notes: list[str] = []
+    for region, customers in sorted(registry.customers_by_region(actor=step.actor).items()):
+        fresh = [c for c in customers if c.id not in called_before]
+        picked = rng.sample(fresh, min(per_region, len(fresh)))
+        if len(picked) < per_region and len(customers) > len(fresh):
+            again = rng.sample([c for c in customers if c.id in called_before],
+                               min(per_region - len(picked), len(customers) - len(fresh)))
+            picked += again
+            notes.append(f"{region}: only {len(fresh)} user(s) not called last quarter; {len(again)} called again")
+        if len(picked) < per_region:
+            notes.append(f"{region}: only {len(customers)} user(s) in the region; all are called")
+        drawn[region] = sorted(c.id for c in picked)
+        users += [{"id": c.id, "name": c.name, "region": region, "phone": c.phone, "contact": c.contact_name}
+                  for c in sorted(picked, key=lambda c: c.id)]
+    record_event(case=step.case, type="visit_sample_drawn", actor=step.actor.username, payload={
+        "seed": seed, "seed_text": str(seed_text), "size": per_region, "regions": drawn, "notes": notes,
+        "previous_case_id": last.case_id if last else None})
+    return {"seed": seed, "size": per_region, "regions": sorted(drawn), "users": users, "notes": notes}
+
+
 def install(registry: OperationRegistry = REGISTRY) -> OperationRegistry:
     """Register this installation's operations (idempotent)."""
     registry.register("stock.check", check_parts, required=("lines",), optional=("field", "needed"),
@@ -106,4 +169,10 @@ def install(registry: OperationRegistry = REGISTRY) -> OperationRegistry:
                       description="consume the parts the repair used; release the rest held for the case")
     registry.register("stock.release", release_parts, required=("reason",),
                       description="release every part still held for the case")
+    registry.register("readings.review_month", review_month, required=("before",),
+                      description="the month before a date: monitored units and their anomalies")
+    registry.register("visits.sample", sample_users, required=("seed_text",), optional=("size",),
+                      description="draw this quarter's return-visit sample per region (seeded, recorded)")
+    registry.register("cases.open_linked", open_linked, required=("process", "items"), optional=("kind",),
+                      description="open a case of a process per item (serial number, finding), linked both ways")
     return registry

@@ -17,7 +17,7 @@ from app.documents.service import make_documents
 from app.engine import Instance, ScriptError, WaitingTimer, get_engine, now
 from app.errors import ProcessFailedError
 from app.extensions import db
-from app.flows.operations import acting_for
+from app.flows.context import acting_for
 from app.processes.service import case_prefix, definition_for, definition_of, latest_version
 from app.stock.service import release_parts
 from app.tasks.models import WorkItem, WorkItemRole

@@ -7,7 +7,7 @@ from typing import Any
 from app.auth import Actor, require
 from app.engine import ScriptError, TaskNotReadyError, UnknownTaskError, now
 from app.errors import ConflictError, ProcessFailedError
-from app.flows.operations import acting_for
+from app.flows.context import acting_for
 from app.flows.steps import CaseDetail, case_detail, load_instance, store_instance
 from app.tasks.models import WorkItem
 from app.tasks.service import (

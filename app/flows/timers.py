@@ -16,7 +16,7 @@ from app.auth import TIMER, Actor
 from app.cases.service import lock_case
 from app.engine import ScriptError, now
 from app.extensions import db
-from app.flows.operations import acting_for
+from app.flows.context import acting_for
 from app.flows.steps import load_instance, store_instance
 from app.timers.models import Timer
 from app.timers.scheduling import note_timer_changes

@@ -207,6 +207,7 @@ class Component:
     text: str = ""
     min_items: int = 0
     max_items: int = DYNAMIC_LIST_MAX_ITEMS
+    not_in_future: bool = False  # datetime/date: properties.notInFuture, a time that has happened (on site...)
     children: tuple[Component, ...] = ()
     source: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -449,6 +450,12 @@ def _parse_component(raw: Any, location: str, ctx: _ParseContext, *, in_list: bo
         for prop in ("dateLabel", "timeLabel"):
             _plain_text(raw, prop)
         attrs["subtype"] = subtype
+        flag = custom.get("notInFuture", "false")
+        if flag not in ("true", "false", True, False):
+            raise _Problem("properties.notInFuture must be \"true\" or \"false\"")
+        if flag in ("true", True) and subtype == "time":
+            raise _Problem("properties.notInFuture needs a date or a date and time, not a time alone")
+        attrs["not_in_future"] = flag in ("true", True)
     component = Component(**attrs)
     if raw.get("defaultValue") not in (None, ""):
         try:
@@ -948,6 +955,31 @@ def _html_value(component: Component, formdata: Any, name: str) -> Any:
     return raw
 
 
+def _future_values(components: Sequence[Component], values: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+    """Errors for the notInFuture fields whose values are later than ``now`` (rows of lists included)."""
+    problems: dict[str, Any] = {}
+    for component in components:
+        name = component.name
+        if component.type == "dynamiclist" and name and isinstance(values.get(name), list):
+            rows = {str(n): found for n, row in enumerate(values[name])
+                    if isinstance(row, Mapping) and (found := _future_values(component.children, row, now))}
+            if rows:
+                problems[name] = rows
+        elif component.type == "group":
+            inner = values.get(name) if name else values
+            if isinstance(inner, Mapping) and (found := _future_values(component.children, inner, now)):
+                problems.update({name: found} if name else found)
+        elif component.not_in_future and name and isinstance(values.get(name), str):
+            value = values[name]
+            if component.subtype == "date":
+                late = date.fromisoformat(value) > now.astimezone(UTC).date()
+            else:
+                late = datetime.fromisoformat(value) > now
+            if late:
+                problems[name] = [f"Cannot be in the future: it is now {now.astimezone(UTC):%Y-%m-%d %H:%M} UTC."]
+    return problems
+
+
 def _row_indexes(formdata: Any, prefix: str) -> list[int]:
     """The row numbers submitted under a dynamic list prefix such as ``parts-``."""
     indexes: set[int] = set()
@@ -1107,14 +1139,20 @@ class FormDefinition:
             raise FormDefinitionError(f"{name}: {exc}") from None
         return cls.from_json(source, filename=name)
 
-    def validate(self, data: Any) -> dict[str, Any]:
-        """Return the cleaned, JSON-serialisable payload or raise FormValidationError."""
+    def validate(self, data: Any, *, now: datetime | None = None) -> dict[str, Any]:
+        """Return the cleaned, JSON-serialisable payload or raise FormValidationError. With ``now`` (the
+        system's clock), fields marked notInFuture must not be later than it."""
         if not isinstance(data, Mapping):
             raise FormValidationError({"_schema": ["Expected an object with the form's fields."]})
         try:
-            return self.schema.load(data)
+            cleaned = self.schema.load(data)
         except ValidationError as exc:
             raise FormValidationError(_stringify_keys(exc.messages)) from None
+        if now is not None:
+            problems = _future_values(self.components, cleaned, now)
+            if problems:
+                raise FormValidationError(problems)
+        return cleaned
 
     def from_html(self, formdata: Any) -> dict[str, Any]:
         """Turn a browser POST (a MultiDict of strings) into the typed dict ``validate`` expects."""

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from app.auth import ROLES, Actor, require
 from app.engine import Catalogue, DecisionTable, ProcessDefinition, ProcessDefinitionError, get_engine, now
-from app.engine.parser import element_line, source_text
+from app.engine.parser import element_line, process_id_of, source_text
 from app.errors import InvalidDataError, NotFoundError
 from app.extensions import db
 from app.forms import FormRegistry
@@ -108,14 +108,17 @@ def _forms() -> FormRegistry:
     return registry
 
 
-def _content_hash(source: bytes, tables: list[DecisionTable]) -> str:
-    """The version's content hash: of the BPMN bytes alone when it runs no decision table (so versions
-    deployed before decision tables keep their hash), else of the bytes and each table it runs."""
-    if not tables:
+def _content_hash(source: bytes, tables: list[DecisionTable], called: dict[str, bytes] | None = None) -> str:
+    """The version's content hash: of the BPMN bytes alone when it runs no decision table and calls no process
+    (so versions deployed before either keep their hash), else of the bytes, each table it runs and each
+    process it calls (a changed called process makes a new version of every caller)."""
+    if not tables and not called:
         return hashlib.sha256(source).hexdigest()
     digest = hashlib.sha256(source)
     for table in sorted(tables, key=lambda t: t.decision_id):
         digest.update(b"\0decision\0" + table.decision_id.encode() + b"\0" + table.sha256.encode())
+    for process_id, called_source in sorted((called or {}).items()):
+        digest.update(b"\0process\0" + process_id.encode() + b"\0" + hashlib.sha256(called_source).hexdigest().encode())
     return digest.hexdigest()
 
 
@@ -125,13 +128,14 @@ def _check_decision(source: bytes, filename: str) -> DecisionTable:
     return get_engine().parse_decision(source, filename)
 
 
-def _check(source: bytes, filename: str, tables: list[DecisionTable]) -> _Checked:
+def _check(source: bytes, filename: str, tables: list[DecisionTable],
+           processes: list[tuple[str, bytes]] | None = None) -> _Checked:
     if len(source) > MAX_BPMN_BYTES:
         raise ProcessDefinitionError(f"the file is larger than {MAX_BPMN_BYTES} bytes", filename=filename)
     name = Path(filename).name
     _too_long("file name", name, _limit(ProcessVersion.__table__.c.filename), source=source, filename=filename,
               element_id=None)
-    definition = get_engine().parse(source, filename, tables)
+    definition = get_engine().parse(source, filename, tables, processes or [])
     stem = name.removesuffix(".bpmn")
     if stem != definition.process_id:
         raise ProcessDefinitionError(
@@ -142,8 +146,18 @@ def _check(source: bytes, filename: str, tables: list[DecisionTable]) -> _Checke
     text = source_text(source, filename)
     used = set(definition.catalogue.decisions.values())
     runs = [t for t in tables if t.decision_id in used]
-    return _Checked(filename, source, text, _content_hash(source, runs), definition,
+    called = {process_id: other for name, other in processes or [] if name != filename and definition.catalogue.called
+              and (process_id := _process_id_or_none(other, name)) in definition.catalogue.called}
+    return _Checked(filename, source, text, _content_hash(source, runs, called), definition,
                     {t.decision_id: t.text for t in runs})
+
+
+def _process_id_or_none(source: bytes, filename: str) -> str | None:
+    """The process id of a file, or None when it cannot be read (its own check refuses it)."""
+    try:
+        return process_id_of(source, filename)
+    except ProcessDefinitionError:
+        return None
 
 
 def _store(checked: _Checked, *, actor: Actor, note: str) -> Deployment:
@@ -199,7 +213,8 @@ def deploy_sources(sources: list[tuple[str, bytes]], *, actor: Actor, note: str 
                 f"decision '{table.decision_id}' is defined in {Path(seen[table.decision_id].filename).name} and "
                 f"in {Path(table.filename).name}", filename=table.filename, element_id=table.decision_id)
         seen[table.decision_id] = table
-    checked = [_check(source, filename, tables) for filename, source in sources if not _is_dmn(filename)]
+    processes = [(filename, source) for filename, source in sources if not _is_dmn(filename)]
+    checked = [_check(source, filename, tables, processes) for filename, source in processes]
     ids = [c.definition.process_id for c in checked]
     duplicated = {i for i in ids if ids.count(i) > 1}
     if duplicated:
@@ -265,9 +280,10 @@ def list_processes(*, actor: Actor) -> list[ProcessVersion]:
 
 
 def startable_processes(*, actor: Actor) -> list[ProcessVersion]:
-    """The processes a case can be opened on, for the intake form: the latest versions (cases.open)."""
+    """The processes a case can be opened on, for the intake form: the latest versions of those not marked
+    ``startable=false`` (a process only called by others) (cases.open)."""
     require(actor, "cases.open")
-    return list_processes(actor=actor)
+    return [v for v in list_processes(actor=actor) if Catalogue.from_dict(v.catalogue).startable]
 
 
 def list_versions(process_id: str, *, actor: Actor) -> list[ProcessVersion]:

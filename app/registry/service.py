@@ -43,6 +43,21 @@ def get_equipment(equipment_id: int, *, actor: Actor) -> Equipment:
     return equipment
 
 
+def equipment_by_serial(*, actor: Actor, serial_number: str) -> Equipment | None:
+    """The piece of equipment with this serial number, if any (registry.read)."""
+    require(actor, "registry.read")
+    return db.session.scalar(select(Equipment).where(Equipment.serial_number == serial_number))
+
+
+def customers_by_region(*, actor: Actor) -> dict[str, list[Customer]]:
+    """Every customer, by region, in id order within each (registry.read): whom return visits sample."""
+    require(actor, "registry.read")
+    found: dict[str, list[Customer]] = {}
+    for customer in db.session.scalars(select(Customer).order_by(Customer.region, Customer.id)):
+        found.setdefault(customer.region, []).append(customer)
+    return found
+
+
 def list_equipment(*, actor: Actor, text: str | None = None, limit: int = 200) -> list[Equipment]:
     """Equipment with its customer, optionally filtered by serial, model, site or customer name
     (registry.read)."""

@@ -309,7 +309,7 @@ def validate_task_data(item: WorkItem, data: Any) -> dict[str, Any]:
             raise InvalidDataError("this task takes no data", errors={"data": ["must be empty"]})
         return {}
     try:
-        return form.validate(data)
+        return form.validate(data, now=now())
     except FormValidationError as exc:
         raise InvalidDataError("the record form has errors", errors=exc.errors) from None
 

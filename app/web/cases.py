@@ -4,12 +4,12 @@ app/web/intake.py, on this blueprint)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, timedelta
+from datetime import UTC
 from typing import Any
 
 from flask import Response, abort, flash, redirect, render_template, request, send_file, url_for
 from flask.typing import ResponseReturnValue
-from flask_babel import gettext, lazy_gettext
+from flask_babel import gettext
 from markupsafe import Markup
 
 from app.attachments import service as attachments
@@ -28,17 +28,14 @@ from app.tasks.service import forms
 from app.uow import unit_of_work
 from app.web import vendor
 from app.web.common import Pagination, current_actor, load_query, page_blueprint
+from app.web.events import DOCUMENT_FORMAT_WORDS, actor_words, event_details, event_link, event_sentence
 from app.web.filters import (
     ATTACHMENT_TYPE_WORDS,
     CHANNEL_WORDS,
     DIAGRAM_STATE_WORDS,
     PRIORITY_WORDS,
     SUMMARY_LABELS,
-    deadline_outcome,
-    format_duration,
-    format_utc,
     humanize,
-    role_name,
 )
 from app.web.schemas import CaseListQuerySchema
 
@@ -71,45 +68,6 @@ class HistoryEntry:
     link: tuple[str, str] | None = None  # (text, address) of what the event made, e.g. an attachment
 
 
-def _details(event: CaseEvent) -> list[tuple[str, str]]:
-    """The few payload facts worth a line in the history, in words."""
-    p = event.payload or {}
-    if event.type == "case_opened":
-        return [(gettext("Number"), str(p.get("number", ""))),
-                (gettext("Process"), f"{p.get('process_id', '')} v{p.get('process_version', '')}"),
-                (gettext("Customer's notice"), format_utc(p.get("reported_at"))),
-                (gettext("Channel"), str(CHANNEL_WORDS.get(str(p.get("channel")), str(p.get("channel", ""))))),
-                (gettext("Priority"), str(PRIORITY_WORDS.get(str(p.get("priority")), humanize(p.get("priority")))))]
-    if event.type == "task_ready":
-        rows = [(gettext("Task"), str(p.get("name", ""))), (gettext("Role"), role_name(p.get("role")))]
-        if p.get("due_at"):
-            rows.append((gettext("Due"), format_utc(p.get("due_at"))))
-        return rows
-    if event.type == "task_claimed":
-        rows = [(gettext("Task"), str(p.get("name", "")))]
-        if p.get("previous"):
-            rows.append((gettext("Taken over from"), str(p["previous"])))
-        return rows
-    if event.type in ("task_released", "task_assigned"):
-        return [(gettext("Task"), str(p.get("name", ""))),
-                (gettext("Previous assignee"), str(p.get("previous") or "—")),
-                (gettext("Assigned to"), str(p.get("assignee") or gettext("— (back in the queue)")))]
-    if event.type == "task_completed" and (kept := deadline_outcome(p.get("deadline"))):
-        return [(gettext("Task"), str(p.get("name", ""))), (gettext("Deadline"), kept)]
-    if event.type in ("task_completed", "task_cancelled"):
-        return [(gettext("Task"), str(p.get("name", "")))]
-    if event.type.startswith("timer_"):
-        return [(gettext("Deadline"), str(p.get("name", ""))), (gettext("Due"), format_utc(p.get("due_at")))]
-    if event.type == "case_closed":
-        return [(gettext("Outcome"), humanize(p.get("outcome")))]
-    if event.type == "attachment_added":
-        return [(gettext("File"), str(p.get("filename", ""))),
-                (gettext("Type"), str(ATTACHMENT_TYPE_WORDS.get(str(p.get("content_type")),
-                                                                str(p.get("content_type", ""))))),
-                (gettext("Size"), attachments.size_words(int(p.get("size_bytes") or 0)))]
-    return []
-
-
 def _record(event: CaseEvent) -> tuple[Markup | None, str | None]:
     """A task_completed event's submitted record, read-only, with the form's title."""
     p = event.payload or {}
@@ -127,97 +85,13 @@ def _record(event: CaseEvent) -> tuple[Markup | None, str | None]:
     return Markup('<dl class="form-readonly">{}</dl>').format(rows), key or gettext("Submitted data")
 
 
-# The reserved actors, as the history names them.
-ACTOR_WORDS = {"system": lazy_gettext("the system"), "timer": lazy_gettext("the timer")}
-
-
-def actor_words(actor: str | None) -> str:
-    """Who acted, in words: a user's name, or what the system's own actors are."""
-    return str(ACTOR_WORDS.get(actor or "", actor or gettext("someone unknown")))
-
-
-def _late_words(late_by_ms: Any) -> str:
-    """``, 5 min late`` for a deadline that fired after its due time (a stopped worker, a late entry)."""
-    if not isinstance(late_by_ms, int) or late_by_ms < 60_000:
-        return ""
-    return gettext(", %(span)s after it was due", span=format_duration(timedelta(milliseconds=late_by_ms)))
-
-
-def event_sentence(event: CaseEvent, record_title: str | None = None) -> str:
-    """One event as a sentence saying what happened and who did it, with labels rather than codes:
-    "Fault diagnosis recorded by 王磊", "Deadline '24 h diagnosis deadline' scheduled"."""
-    p = event.payload or {}
-    who = actor_words(event.actor)
-    name = str(p.get("name") or p.get("task_spec") or "")
-    if event.type == "case_opened":
-        channel = str(CHANNEL_WORDS.get(str(p.get("channel")), humanize(p.get("channel")))).lower()
-        return gettext("Case %(number)s opened by %(who)s from a report by %(channel)s", number=p.get("number", ""),
-                       who=who, channel=channel).replace("  ", " ")
-    if event.type == "task_ready":
-        return gettext("Task '%(task)s' ready for the %(role)s", task=name, role=role_name(p.get("role")).lower())
-    if event.type == "task_claimed":
-        if p.get("previous"):
-            return gettext("Task '%(task)s' claimed by %(who)s, taking it over from %(previous)s", task=name,
-                           who=who, previous=p["previous"])
-        return gettext("Task '%(task)s' claimed by %(who)s", task=name, who=who)
-    if event.type == "task_released":
-        return gettext("Task '%(task)s' released by %(who)s: back in the queue", task=name, who=who)
-    if event.type == "task_assigned":
-        return gettext("Task '%(task)s' assigned to %(assignee)s by %(who)s", task=name,
-                       assignee=actor_words(p.get("assignee")), who=who)
-    if event.type == "task_completed":
-        if record_title:
-            return gettext("%(record)s recorded by %(who)s (task '%(task)s')", record=record_title, who=who, task=name)
-        return gettext("Task '%(task)s' completed by %(who)s", task=name, who=who)
-    if event.type == "task_cancelled":
-        return gettext("Task '%(task)s' cancelled by the process (a deadline or another path ended it)", task=name)
-    if event.type == "timer_scheduled":
-        return gettext("Deadline '%(deadline)s' scheduled, due %(time)s", deadline=name,
-                       time=format_utc(p.get("due_at")))
-    if event.type == "timer_fired":
-        return gettext("Deadline '%(deadline)s' reached", deadline=name) + _late_words(p.get("late_by_ms"))
-    if event.type == "timer_cancelled":
-        return gettext("Deadline '%(deadline)s' cleared: the work it guarded ended before it was due", deadline=name)
-    if event.type == "case_closed":
-        if p.get("outcome"):
-            return gettext("Case closed: %(outcome)s", outcome=humanize(p.get("outcome")))
-        return gettext("Case closed")
-    if event.type == "attachment_added":
-        return gettext("Attachment '%(file)s' added by %(who)s", file=p.get("filename", ""), who=who)
-    if event.type == "document_created":
-        kind = documents.known_kinds().get(str(p.get("kind")))
-        return gettext("Document '%(name)s' (%(format)s) made by %(who)s",
-                       name=str(kind.name) if kind else p.get("name", ""),
-                       format=DOCUMENT_FORMAT_WORDS.get(str(p.get("media_type")), p.get("media_type", "")), who=who)
-    words = str(EVENT_SENTENCE_FALLBACK.get(event.type) or event.type.replace("_", " ").capitalize())
-    if name:
-        return gettext("%(what)s (%(name)s) by %(who)s", what=words, name=name, who=who)
-    return gettext("%(what)s by %(who)s", what=words, who=who)
-
-
-# Events other parts of the system may write that have no sentence of their own yet.
-EVENT_SENTENCE_FALLBACK = {"case_cancelled": lazy_gettext("Case cancelled")}
-
-
-def _link(case_id: int, event: CaseEvent) -> tuple[str, str] | None:
-    """What an event lets one open from the history: the attachment it added."""
-    p = event.payload or {}
-    if event.type == "attachment_added" and isinstance(p.get("attachment_id"), int):
-        return (f"Download {p.get('filename', 'the file')}",
-                url_for("cases.download_attachment", case_id=case_id, attachment_id=p["attachment_id"]))
-    if event.type == "document_created" and isinstance(p.get("document_id"), int):
-        return (f"Download {p.get('filename', 'the document')}",
-                url_for("cases.download_document", case_id=case_id, document_id=p["document_id"]))
-    return None
-
-
 def history(case_id: int) -> list[HistoryEntry]:
     """Every event of the case, in order, ready for the page."""
     entries = []
     for event in list_events(actor=current_actor(), case_id=case_id):
         record, title = _record(event)
-        entries.append(HistoryEntry(event=event, details=_details(event), record=record, record_title=title,
-                                    sentence=event_sentence(event, title), link=_link(case_id, event)))
+        entries.append(HistoryEntry(event=event, details=event_details(event), record=record, record_title=title,
+                                    sentence=event_sentence(event, title), link=event_link(event, case_id)))
     return entries
 
 
@@ -288,10 +162,6 @@ def detail(case_id: int) -> str:
                            summary=summary_rows(case), warranty_open=warranty_open,
                            channel_words=CHANNEL_WORDS, priority_words=PRIORITY_WORDS,
                            entry_delay=case.opened_at - case.reported_at, **case_page_parts(case.id))
-
-
-# The forms a document is kept in, as the case page names them.
-DOCUMENT_FORMAT_WORDS = {"application/pdf": "PDF", "text/html": "HTML"}
 
 
 def case_page_parts(case_id: int) -> dict[str, Any]:

@@ -57,7 +57,8 @@ ROLE_WORDS = {
     "auditor": lazy_gettext("Auditor"),
 }
 CHANNEL_WORDS = {"phone": lazy_gettext("Telephone"), "email": lazy_gettext("E-mail"), "fax": lazy_gettext("Fax"),
-                 "web": lazy_gettext("Web"), "schedule": lazy_gettext("Recurring schedule")}
+                 "web": lazy_gettext("Web"), "schedule": lazy_gettext("Recurring schedule"),
+                 "case": lazy_gettext("Another case")}
 PRIORITY_WORDS = {"normal": lazy_gettext("Normal"), "high": lazy_gettext("High"),
                   "emergency": lazy_gettext("Emergency (first-level fault)")}
 CASE_STATUS_WORDS = {"open": lazy_gettext("Open"), "closed": lazy_gettext("Closed"),

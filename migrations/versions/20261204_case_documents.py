@@ -2,7 +2,7 @@
 stay on disk.
 
 Revision ID: case_documents
-Revises: user_locale
+Revises: case_links
 Created: 2026-12-04
 """
 
@@ -10,7 +10,7 @@ from alembic import op
 import sqlalchemy as sa
 
 revision = 'case_documents'
-down_revision = 'user_locale'
+down_revision = 'case_links'
 branch_labels = None
 depends_on = None
 

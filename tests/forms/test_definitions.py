@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -908,3 +909,31 @@ HOSTILE_FORM = (
 def test_hostile_values_are_a_field_error_never_an_exception(key: str, value: Any, message: str) -> None:
     # Whatever arrives at a field, validation names that field; nothing raises past it (no 500 upstream).
     assert errors_of(make_form(*HOSTILE_FORM), {key: value}) == {key: [message]}
+
+
+def test_a_time_marked_not_in_future_must_have_happened() -> None:
+    form = make_form({"type": "datetime", "key": "arrived_at", "subtype": "datetime", "label": "Arrived",
+                      "properties": {"notInFuture": "true"}},
+                     {"type": "datetime", "key": "visit_day", "subtype": "date", "label": "Day",
+                      "properties": {"notInFuture": "true"}},
+                     {"type": "dynamiclist", "path": "visits", "label": "Visits", "components": [
+                         {"type": "datetime", "key": "at", "subtype": "datetime", "label": "At",
+                          "properties": {"notInFuture": "true"}}]})
+    now = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+    past = {"arrived_at": "2026-03-02T07:59:00+00:00", "visit_day": "2026-03-02",
+            "visits": [{"at": "2026-03-01T12:00:00+08:00"}]}
+    assert form.validate(past, now=now)["arrived_at"] == "2026-03-02T07:59:00+00:00"
+    future = {"arrived_at": "2026-03-02T16:30:00+08:00", "visit_day": "2026-03-03",
+              "visits": [{"at": "2026-03-01T00:00:00+00:00"}, {"at": "2026-03-02T08:01:00+00:00"}]}
+    with pytest.raises(FormValidationError) as refused:
+        form.validate(future, now=now)
+    message = ["Cannot be in the future: it is now 2026-03-02 08:00 UTC."]
+    assert refused.value.errors == {"arrived_at": message, "visit_day": message, "visits": {"1": {"at": message}}}
+    assert form.validate(future)["visit_day"] == "2026-03-03"  # without a clock nothing is compared
+    for bad, words in (("yes", "must be \"true\" or \"false\""),):
+        with pytest.raises(FormDefinitionError, match=words):
+            make_form({"type": "datetime", "key": "t", "subtype": "datetime", "label": "T",
+                       "properties": {"notInFuture": bad}})
+    with pytest.raises(FormDefinitionError, match="not a time alone"):
+        make_form({"type": "datetime", "key": "t", "subtype": "time", "label": "T",
+                   "properties": {"notInFuture": "true"}})

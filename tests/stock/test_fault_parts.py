@@ -110,13 +110,21 @@ def test_the_keeper_holds_exactly_the_diagnosed_parts_and_the_repair_uses_what_i
         ("zhao", [("BAT-12V-100", 8)])]
     task = signed_in("li", "regional_engineer").get(f"/api/tasks/{task_of(keeper, case_id, 'repair_on_site')}")
     assert task.get_json()["data"]["parts_used"] == [{"part_number": "BAT-12V-100", "quantity": 8}]
-    repaired = complete(signed_in("li", "regional_engineer"), case_id, "repair_on_site", {
-        "engineer_name": "Li", "arrived_at": "2026-03-02T09:00:00+00:00", "work_performed": "Replaced string 2",
-        "parts_used": [{"part_number": "BAT-12V-100", "quantity": 6}], "onsite_result": "repaired"})
+    record = {"engineer_name": "Li", "arrived_at": "2026-03-02T09:00:00+00:00", "work_performed": "Replaced string 2",
+              "parts_used": [{"part_number": "BAT-12V-100", "quantity": 6}], "onsite_result": "repaired"}
+    early = complete(signed_in("li", "regional_engineer"), case_id, "repair_on_site", record)
+    assert early.status_code == 422  # the clock stands at 08:00: an arrival at 09:00 has not happened yet
+    assert early.get_json()["errors"] == {"arrived_at": ["Cannot be in the future: it is now 2026-03-02 08:00 UTC."]}
+    assert level("BAT-12V-100") == (10, 8)
+    repaired = complete(signed_in("li", "regional_engineer"), case_id, "repair_on_site",
+                        {**record, "arrived_at": "2026-03-02T07:40:00+00:00"})
     assert repaired.status_code == 200, repaired.get_json()
     assert level("BAT-12V-100") == (4, 0)
     used = [payload for type_, _, payload in events(case_id) if type_ == "parts_used"]
     assert [(line["state"], line["consumed"]) for line in used[0]["lines"]] == [("consumed", 6)]
+    page = keeper.get(f"/cases/{case_id}").get_data(as_text=True)
+    assert "Spare parts reserved by zhao: BAT-12V-100 × 8" in page
+    assert "Spare parts used, booked by li: BAT-12V-100 × 6; the rest went back on the shelf" in page
 
 
 def test_parts_a_replacement_did_not_use_go_back_when_the_case_closes(case_id: int, signed_in: Client) -> None:
@@ -127,13 +135,13 @@ def test_parts_a_replacement_did_not_use_go_back_when_the_case_closes(case_id: i
     assert level("BAT-12V-100") == (10, 8)
     regional, supervisor = signed_in("li", "regional_engineer"), signed_in("boss", "supervisor")
     assert complete(regional, case_id, "repair_on_site", {
-        "engineer_name": "Li", "arrived_at": "2026-03-02T09:00:00+00:00", "work_performed": "Board burnt",
+        "engineer_name": "Li", "arrived_at": "2026-03-02T07:30:00+00:00", "work_performed": "Board burnt",
         "parts_used": [], "onsite_result": "not_repairable"}).status_code == 200
     assert complete(supervisor, case_id, "arrange_replacement", {
         "dealer_name": "Pearl Power", "replacement_agreed": True, "replacement_model": "EA660-60K",
         "delivery_planned_at": "2026-03-03T08:00:00+00:00"}).status_code == 200
     assert complete(regional, case_id, "install_replacement", {
-        "installed_at": "2026-03-02T10:00:00+00:00", "new_serial_number": "EA66060K9999"}).status_code == 200
+        "installed_at": "2026-03-02T07:50:00+00:00", "new_serial_number": "EA66060K9999"}).status_code == 200
     assert level("BAT-12V-100") == (10, 8)  # still held until the case closes
     assert complete(agent, case_id, "write_processing_report", REPORT).status_code == 200
     assert level("BAT-12V-100") == (10, 0)

@@ -338,7 +338,8 @@ def test_an_unreadable_cycle_refuses_the_whole_deployment(scheduled: Flask, expr
     visits = (WORKFLOWS / "return_visit.bpmn").read_text().replace("Return visits closed", "Visits closed")
     monthly = (WORKFLOWS / "monthly_inspection.bpmn").read_text().replace(MONTHLY, expression)
     with pytest.raises(ProcessDefinitionError, match=message) as caught:
-        deploy_sources([("return_visit.bpmn", visits.encode()), ("monthly_inspection.bpmn", monthly.encode())],
+        deploy_sources([("return_visit.bpmn", visits.encode()), ("monthly_inspection.bpmn", monthly.encode()),
+                        ("quality_judgement.bpmn", (WORKFLOWS / "quality_judgement.bpmn").read_bytes())],
                        actor=SYSTEM)
     assert (caught.value.filename, caught.value.element_id) == ("monthly_inspection.bpmn", "monthly_inspection_due")
     db.session.rollback()  # as every deploying caller does: nothing of the deployment is kept

@@ -34,7 +34,8 @@ def engine() -> Engine:
 
 
 def _definition(engine: Engine, process_id: str) -> ProcessDefinition:
-    parsed = engine.parse((ROOT / "workflows" / f"{process_id}.bpmn").read_bytes(), f"{process_id}.bpmn")
+    package = [(path.name, path.read_bytes()) for path in (ROOT / "workflows").glob("*.bpmn")]
+    parsed = engine.parse((ROOT / "workflows" / f"{process_id}.bpmn").read_bytes(), f"{process_id}.bpmn", (), package)
     stored = engine.dump_definition(parsed)
     return engine.load_definition((process_id, "test"), lambda: stored)
 
@@ -105,11 +106,13 @@ def test_every_human_task_has_its_role_and_an_installed_form(inspection: Process
                                                              visits: ProcessDefinition) -> None:
     tasks = {k: (v.role, v.form_key) for k, v in inspection.catalogue.human_tasks.items()}
     assert tasks == {"inspect_operating_data": ("engineer", "monthly_inspection"),
-                     "review_overdue_inspection": ("supervisor", "escalation_review"),
-                     "open_fault_cases_for_anomalies": ("agent", None)}  # a manual task: no record to fill
+                     "review_overdue_inspection": ("supervisor", "escalation_review")}
+    services = {k: v.operation for k, v in inspection.catalogue.service_tasks.items()}
+    assert services == {"review_month": "readings.review_month", "open_fault_cases_for_anomalies": "cases.open_linked"}
     tasks = {k: (v.role, v.form_key) for k, v in visits.catalogue.human_tasks.items()}
     assert tasks == {"call_sampled_users": ("agent", "return_visit_feedback"),
-                     "judge_quality_problem": ("technical_dept", "quality_judgement")}
+                     "judge_quality": ("technical_dept", "quality_judgement")}  # inside the call activity
+    assert visits.catalogue.calls == {"judge_quality_problem": "quality_judgement"}
     for definition in (inspection, visits):
         for task in definition.catalogue.human_tasks.values():
             assert task.form_key is None or task.form_key in FORMS
@@ -132,20 +135,20 @@ def test_inspection_starts_at_once_and_a_clean_month_completes(engine: Engine, i
 def test_anomalies_are_followed_up_with_fault_cases(engine: Engine, inspection: ProcessDefinition,
                                                    clock: ManualClock) -> None:
     instance = start(engine, inspection)
+    assert instance.data["period"] == "February 2026"  # the month's review prefilled the record
     instance = walk(engine, instance, [
         ("inspect_operating_data", {**CLEAN_MONTH, "anomalies_found": True, "anomalies": [ANOMALY]})])
-    assert ready(instance) == ["open_fault_cases_for_anomalies"]
-    assert instance.ready_human_tasks()[0].role == "agent"
-    instance = walk(engine, instance, [("open_fault_cases_for_anomalies", {})])
-    assert instance.is_completed
+    assert instance.is_completed  # the fault cases were opened by the service task
     assert instance.data["anomalies"] == [ANOMALY]
+    assert instance.data["fault_cases"] == [{"case_id": 1, "number": "FH-TEST-000001",
+                                             "serial_number": ANOMALY["serial_number"]}]
 
 
 def test_listed_anomalies_are_followed_up_even_if_the_box_is_not_ticked(
         engine: Engine, inspection: ProcessDefinition, clock: ManualClock) -> None:
     instance = start(engine, inspection)
     instance = walk(engine, instance, [("inspect_operating_data", {**CLEAN_MONTH, "anomalies": [ANOMALY]})])
-    assert ready(instance) == ["open_fault_cases_for_anomalies"]
+    assert instance.is_completed and len(instance.data["fault_cases"]) == 1
 
 
 def test_inspection_deadline_is_five_days_from_the_occurrence_and_escalates(
@@ -182,9 +185,7 @@ def test_inspection_done_in_time_cancels_the_deadline(engine: Engine, inspection
     instance = walk(engine, instance, [
         ("inspect_operating_data", {**CLEAN_MONTH, "anomalies_found": True, "anomalies": [ANOMALY]})])
     assert instance.task_state(timer_id) == "CANCELLED"
-    clock.advance(timedelta(days=10))
-    instance.run()
-    assert ready(instance) == ["open_fault_cases_for_anomalies"]
+    assert instance.is_completed
 
 
 # -- quarterly return visits -----------------------------------------------------------------------
@@ -203,12 +204,16 @@ def test_problems_raised_are_judged_with_the_technical_department(engine: Engine
     calls = [{"customer": "Pearl Hotel", "satisfied": "no", "problem_raised": "UPS beeps at night"}]
     instance = walk(engine, instance, [
         ("call_sampled_users", {**QUIET_QUARTER, "calls": calls, "problems_raised": True})])
-    assert ready(instance) == ["judge_quality_problem"]
+    # The call activity judge_quality_problem runs the shared quality_judgement process: its task judge_quality.
+    assert ready(instance) == ["judge_quality"]
     assert instance.ready_human_tasks()[0].role == "technical_dept"
-    instance = walk(engine, instance, [("judge_quality_problem", JUDGEMENT)])
+    assert instance.element_states()["judge_quality_problem"] == "waiting"
+    instance = walk(engine, instance, [("judge_quality", JUDGEMENT)])
     assert instance.is_completed
     assert instance.data["is_quality_problem"] == "yes"
-    assert instance.data["treatment_plan"] == JUDGEMENT["treatment_plan"]
+    assert instance.data["quality_problem"] is True and instance.data["under_warranty"] is True
+    assert instance.data["treatment_plan"] == instance.data["judgement"] == JUDGEMENT["treatment_plan"]
+    assert instance.data["calls"] == calls  # the caller's data comes back with the judgement
 
 
 def test_a_problem_written_on_a_call_is_judged_even_if_the_box_is_not_ticked(
@@ -217,7 +222,7 @@ def test_a_problem_written_on_a_call_is_judged_even_if_the_box_is_not_ticked(
     calls = [{"customer": "Pearl Hotel", "satisfied": "yes"},
              {"customer": "City Hospital", "satisfied": "no", "problem_raised": "Display flickers"}]
     instance = walk(engine, instance, [("call_sampled_users", {**QUIET_QUARTER, "calls": calls})])
-    assert ready(instance) == ["judge_quality_problem"]
+    assert ready(instance) == ["judge_quality"]
 
 
 def test_the_judgement_form_requires_the_decisions(visits: ProcessDefinition) -> None:
