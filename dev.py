@@ -75,6 +75,18 @@ def ensure_translations() -> None:
                    cwd=ROOT, check=True)
 
 
+def check_document_fonts() -> None:
+    """Say what to install when the documents (the processing report's PDF) cannot show Chinese names: WeasyPrint
+    prints with the system's pango and fonts, and needs a font with Chinese glyphs (Debian: fonts-wqy-microhei)."""
+    fc_list = shutil.which("fc-list")
+    found = subprocess.run([fc_list, ":lang=zh"], capture_output=True, text=True, check=False).stdout if fc_list else ""
+    if not found.strip():
+        print("no font with Chinese glyphs is installed, so Chinese names in the PDF documents print as boxes "
+              "(and the test that reads them back is skipped): install one, e.g. 'sudo apt-get install -y "
+              "fonts-wqy-microhei' (WeasyPrint also needs pango 1.44+: 'sudo apt-get install -y libpango-1.0-0 "
+              "libpangoft2-1.0-0')", file=sys.stderr, flush=True)
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -122,6 +134,7 @@ def cmd_run(argv: list[str]) -> None:
     ensure_venv()
     ensure_assets()
     ensure_translations()
+    check_document_fonts()
     children: list[subprocess.Popen[bytes]] = []
     redis: list[subprocess.Popen[bytes]] = []
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stop the children on SIGTERM too
@@ -160,6 +173,7 @@ def cmd_test(argv: list[str]) -> None:
     ensure_venv("[test]")
     ensure_assets()
     ensure_translations()
+    check_document_fonts()
     _run(BIN / "ruff", "check", "app", "tests", "bench", "wsgi.py", "dev.py")
     _run(BIN / "lint-imports", "importlinter.ini")
     _run(BIN / "mypy", "app")

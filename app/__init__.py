@@ -61,6 +61,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     from app.timers.scheduling import install_session_hooks
 
     install_operations()  # the operations BPMN service tasks call: before any process is deployed or run
+    from app.documents.service import install as install_documents
+
+    install_documents()  # the documents a process may name in its settings: before any process is deployed
 
     install_session_hooks()
 

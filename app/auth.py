@@ -70,6 +70,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "cases.open": frozenset({"agent", "engineer", "regional_engineer", "supervisor"}),
     "cases.attach": frozenset(STAFF_ROLES),  # add an attachment (fax scan, photo) to a case
     "attachments.manage": frozenset({"admin"}),  # sweep the attachment folder of files no attachment names
+    # make a closing case's documents (the system's own step) and sweep the documents folder
+    "documents.make": frozenset({"admin"}),
     "tasks.read": READERS,
     "tasks.work": frozenset(STAFF_ROLES),  # claim, release, complete (a task of one's own role, see can_work_on)
     "tasks.assign": frozenset({"supervisor"}),  # assign or reassign any staff task to someone
@@ -97,6 +99,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
 PERMISSION_WORDS = {
     "cases.read": "read cases", "cases.open": "open cases", "cases.attach": "add attachments to cases",
     "attachments.manage": "sweep the attachment folder",
+    "documents.make": "make case documents or sweep the documents folder",
     "tasks.read": "read tasks", "tasks.work": "work on tasks", "tasks.assign": "assign tasks to others",
     "registry.read": "read customer and equipment files",
     "registry.replace": "record replacement equipment", "registry.manage": "import customers and equipment",

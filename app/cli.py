@@ -409,6 +409,40 @@ def registry_import_command(kind: str, path: Path, username: str) -> None:
         raise SystemExit(1)
 
 
+documents_cli = AppGroup("documents", help="The documents folder: finish cut-off moves, sweep orphaned files.")
+
+
+@documents_cli.command("sweep")
+@click.option("--older-than", "older_than", default="1h", show_default=True,
+              help="Only remove files at least this old on disk (25h, 90m, 2d): younger ones may still commit.")
+@click.option("--dry-run", is_flag=True, help="Say what would be done; change nothing.")
+def documents_sweep(older_than: str, dry_run: bool) -> None:
+    """Move committed documents whose move into place was cut off, remove files no document names (a process
+    killed before its commit), and list documents whose file is missing: exit status 1 if there are any."""
+    from app.documents.service import storage_dir, sweep_orphaned_files
+    from app.engine import parse_duration
+
+    try:
+        threshold = parse_duration(older_than)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--older-than") from None
+    with unit_of_work():
+        report = sweep_orphaned_files(actor=Actor("cli", frozenset({"admin"})), older_than=threshold,
+                                      dry_run=dry_run)
+    would = "would be " if dry_run else ""
+    for path in report.completed:
+        click.echo(f"{'would move' if dry_run else 'moved'} into place {path}")
+    for path in report.removed:
+        click.echo(f"{'would remove' if dry_run else 'removed'} {path}")
+    click.echo(f"{len(report.completed)} document(s) {would}moved into place, {len(report.removed)} orphaned "
+               f"file(s) {would}removed in {storage_dir()}; kept {report.kept_young} younger than {older_than}")
+    for document in report.missing:
+        click.echo(f"missing: document {document.id} of case {document.case_id} ({document.filename}) has no file",
+                   err=True)
+    if report.missing:
+        raise click.exceptions.Exit(1)
+
+
 def register_cli(app: Flask) -> None:
     """Attach the command groups to the app."""
     app.cli.add_command(processes_cli)
@@ -420,3 +454,6 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(users_cli)
     app.cli.add_command(attachments_cli)
     app.cli.add_command(registry_cli)
+
+
+    app.cli.add_command(documents_cli)

@@ -111,6 +111,8 @@ def load_config(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "RETURN_VISIT_SAMPLE": int(env.get("SERVICECASE_RETURN_VISIT_SAMPLE", 3)),
         # The pages' language for a visitor who chose none and whose browser asks for none we have (en, zh).
         "DEFAULT_LOCALE": env.get("SERVICECASE_DEFAULT_LOCALE", "en"),
+        # Who the customer-facing documents (the processing report…) speak for, printed on each of them.
+        "DEPARTMENT_NAME": env.get("SERVICECASE_DEPARTMENT_NAME", "Customer service department"),
         "EMERGENCY_CONTACT": {
             "name": env.get("SERVICECASE_EMERGENCY_NAME", ""),
             "phone": env.get("SERVICECASE_EMERGENCY_PHONE", ""),

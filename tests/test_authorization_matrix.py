@@ -27,6 +27,8 @@ from werkzeug.test import TestResponse
 
 from app.attachments.service import add_attachment
 from app.auth import ROLES, STAFF_ROLES, SYSTEM, Actor
+from app.cases.models import Case
+from app.documents.service import make_documents
 from app.engine import now
 from app.extensions import db
 from app.flows.steps import open_case
@@ -36,7 +38,7 @@ from app.registry.service import seed_demo_data
 from app.stock import service as stock
 from app.stock.models import Warehouse
 from app.tasks.models import WorkItem
-from app.tasks.service import claim_work_item
+from app.tasks.service import claim_work_item, forms
 from app.timers.models import Timer
 from app.timers.service import mark_failed
 from app.users import service as users
@@ -78,6 +80,7 @@ class World:
     assign_task_ids: dict[str, int] = field(default_factory=dict)
     assignee: str = ""  # a user holding the task role, whom a supervisor may assign tasks to
     attachment_id: int = 0  # an attachment of case_id
+    document_id: int = 0  # a document of case_id (its processing report as PDF)
     username: str = ""  # who signs in on the sign-in page
     target_users: dict[str, str] = field(default_factory=dict)  # admin change -> a user of its own to change
     token_to_revoke: str = ""
@@ -138,6 +141,7 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ("cases.upload_attachment", "POST"): Entry(WORKERS, lambda w: f"/cases/{w.case_id}/attachments", upload=True),
     ("cases.download_attachment", "GET"): Entry(READERS,
                                                 lambda w: f"/cases/{w.case_id}/attachments/{w.attachment_id}"),
+    ("cases.download_document", "GET"): Entry(READERS, lambda w: f"/cases/{w.case_id}/documents/{w.document_id}"),
     ("tasks.detail", "GET"): Entry(READERS, lambda w: f"/tasks/{w.read_task_id}"),
     ("tasks.claim", "POST"): Entry(WORKERS, lambda w: f"/tasks/{w.claim_task_ids['page']}/claim", _no_fields),
     ("tasks.complete", "POST"): Entry(WORKERS, lambda w: f"/tasks/{w.complete_task_ids['page']}", _no_fields),
@@ -178,6 +182,9 @@ MATRIX: dict[tuple[str, str], Entry] = {
                                                  upload=True),
     ("api_cases.CaseAttachmentDownload", "GET"): Entry(
         READERS, lambda w: f"/api/cases/{w.case_id}/attachments/{w.attachment_id}/download"),
+    ("api_cases.CaseDocuments", "GET"): Entry(READERS, lambda w: f"/api/cases/{w.case_id}/documents"),
+    ("api_cases.CaseDocumentFile", "GET"): Entry(
+        READERS, lambda w: f"/api/cases/{w.case_id}/documents/{w.document_id}"),
     ("api_tasks.Tasks", "GET"): Entry(READERS, lambda w: "/api/tasks"),
     ("api_tasks.TaskResource", "GET"): Entry(READERS, lambda w: f"/api/tasks/{w.read_task_id}"),
     ("api_tasks.TaskClaim", "POST"): Entry(WORKERS, lambda w: f"/api/tasks/{w.claim_task_ids['api']}/claim"),
@@ -349,6 +356,8 @@ def _world(role: str, username: str) -> World:
     world.role = role
     world.parts_case_id = _parts_case(role)
     world.attachment_id = add_attachment(actor=SYSTEM, case_id=world.case_id, filename="scan.pdf", content=PDF).id
+    world.document_id = make_documents(actor=SYSTEM, case=db.session.get(Case, world.case_id),
+                                       kinds=("processing_report",), forms=forms())[0].id
     token, _ = users.create_token(username=world.target_users["token"], actor=SYSTEM)
     world.token_to_revoke = token.public_id
     db.session.commit()

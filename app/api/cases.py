@@ -1,4 +1,4 @@
-"""Cases: open, list, read, history, diagram, attachments."""
+"""Cases: open, list, read, history, diagram, attachments, documents."""
 
 from __future__ import annotations
 
@@ -21,11 +21,13 @@ from app.api.schemas import (
     CaseOpenedSchema,
     CaseQuerySchema,
     CaseSchema,
+    DocumentListSchema,
     EventListSchema,
 )
 from app.attachments import service as attachments
 from app.audit.service import list_events
 from app.cases import service as cases
+from app.documents import service as documents
 from app.errors import InvalidDataError
 from app.flows import steps
 from app.flows.diagram import case_diagram
@@ -207,3 +209,38 @@ class CaseAttachmentDownload(MethodView):
         """Download an attachment: always as a download, never shown inline."""
         stored = attachments.attachment_file(actor=current_actor(), case_id=case_id, attachment_id=attachment_id)
         return send_attachment(stored)
+
+
+@blp.route("/<id:case_id>/documents")
+class CaseDocuments(MethodView):
+    """The documents made when the case closed: the processing report as PDF and HTML."""
+
+    @blp.response(200, DocumentListSchema)
+    @blp.errors(e403="The acting user may not read cases", e404="Unknown case")
+    def get(self, case_id: int) -> dict[str, Any]:
+        """The case's documents, oldest first, each with its name, media type and the url that serves it."""
+        items = documents.list_documents(actor=current_actor(), case_id=case_id)
+        return {"case_id": case_id, "items": items}
+
+
+def send_document(stored: documents.StoredDocument) -> Response:
+    """The document's bytes with the headers every document download carries (app.documents.download_headers)."""
+    response = send_file(stored.path, mimetype=stored.document.media_type, conditional=True,
+                         etag=stored.document.sha256, max_age=0)
+    response.headers.update(documents.download_headers(stored.document))
+    return response
+
+
+@blp.route("/<id:case_id>/documents/<id:document_id>")
+class CaseDocumentFile(MethodView):
+    """One document's bytes."""
+
+    @blp.doc(responses={"200": {"description": (
+        "The file (application/pdf or text/html), with Content-Disposition: attachment and "
+        "X-Content-Type-Options: nosniff"), "content": {"application/pdf": {
+            "schema": {"type": "string", "format": "binary"}}, "text/html": {"schema": {"type": "string"}}}}})
+    @blp.errors(e403="The acting user may not read cases", e404="Unknown case or document, or its file is missing")
+    def get(self, case_id: int, document_id: int) -> Any:
+        """Download a document: always as a download, never shown inline."""
+        stored = documents.document_file(actor=current_actor(), case_id=case_id, document_id=document_id)
+        return send_document(stored)

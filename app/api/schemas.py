@@ -281,6 +281,30 @@ class AttachmentListSchema(Schema):
     items = fields.List(fields.Nested(AttachmentSchema))
 
 
+class DocumentSchema(Schema):
+    """A document the system made for a case when it closed (its bytes come from ``url``)."""
+
+    id = fields.Integer()
+    case_id = fields.Integer()
+    kind = fields.String(metadata={"description": "Which document: processing_report, emergency_maintenance_record"})
+    name = fields.String(metadata={"description": "Its title, e.g. Processing report"})
+    media_type = fields.String(validate=validate.OneOf(("application/pdf", "text/html")))
+    filename = fields.String(metadata={"description": "The download's file name"})
+    size_bytes = fields.Integer()
+    sha256 = fields.String()
+    created_at = fields.AwareDateTime()
+    created_by = fields.String()
+    url = fields.Function(lambda d: f"/api/cases/{d.case_id}/documents/{d.id}",
+                          metadata={"description": "Where to download the file"})
+
+
+class DocumentListSchema(Schema):
+    """A case's documents, oldest first."""
+
+    case_id = fields.Integer()
+    items = fields.List(fields.Nested(DocumentSchema))
+
+
 class EquipmentSearchQuerySchema(PageArgsSchema):
     """Finding equipment as a customer describes it on the phone."""
 

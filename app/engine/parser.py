@@ -114,6 +114,9 @@ PROCESS_SETTINGS = {
     "documents": "the documents made when a case closes, separated by commas (processing_report...)",
     "startable": "true or false: whether people open cases on it (false for a process only called by others)",
 }
+# The documents this installation can make (app.documents registers them at start-up): a process naming
+# another in its ``documents`` setting is refused at deploy. Empty (nothing registered): any name passes.
+DOCUMENT_KINDS: set[str] = set()
 _CASE_PREFIX = re.compile(r"[A-Z]{1,4}\Z")
 _FIELD_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,99}\Z")
 
@@ -540,6 +543,11 @@ def _settings(process: etree._Element, filename: str) -> dict[str, str]:
             bad = [part for part in value.split(",") if not _FIELD_NAME.match(part.strip())]
             if bad or not value:
                 raise _fail(f"{name} {value!r} must be names separated by commas", filename, prop)
+        if name == "documents" and DOCUMENT_KINDS:
+            unknown = [part.strip() for part in value.split(",") if part.strip() not in DOCUMENT_KINDS]
+            if unknown:
+                raise _fail(f"documents names {', '.join(map(repr, unknown))}, which the system cannot make "
+                            f"(documents: {', '.join(sorted(DOCUMENT_KINDS))})", filename, prop)
         found[name] = value
     return found
 

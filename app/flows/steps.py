@@ -13,6 +13,7 @@ from app.audit.service import record_event
 from app.auth import SYSTEM, TIMER, Actor, require
 from app.cases.models import Case
 from app.cases.service import new_case
+from app.documents.service import make_documents
 from app.engine import Instance, ScriptError, WaitingTimer, get_engine, now
 from app.errors import ProcessFailedError
 from app.extensions import db
@@ -20,6 +21,7 @@ from app.flows.context import acting_for
 from app.processes.service import case_prefix, definition_for, definition_of, latest_version
 from app.stock.service import release_parts
 from app.tasks.models import WorkItem, WorkItemRole
+from app.tasks.service import forms
 from app.timers.models import Timer
 from app.timers.scheduling import note_timer_changes
 
@@ -168,6 +170,9 @@ def store_instance(case: Case, instance: Instance, *, actor: Actor, completed: W
     note_timer_changes(new=result.new_timers, ended=result.ended_timers)
     if closing:  # parts a path that ended without using them still holds go back on the shelf
         release_parts(actor=SYSTEM, case=case, reason="the case closed")
+        # Then the documents the process names (the processing report), showing the case as it closed.
+        if kinds := instance.definition.catalogue.documents:
+            make_documents(actor=SYSTEM, case=case, kinds=kinds, forms=forms())
     return result
 
 

@@ -17,6 +17,7 @@ from app.audit.models import CaseEvent
 from app.audit.service import list_events
 from app.cases import service as cases
 from app.cases.models import CASE_STATUSES
+from app.documents import service as documents
 from app.engine import Catalogue, now
 from app.flows import steps
 from app.flows.diagram import STATE_WORDS
@@ -27,7 +28,7 @@ from app.tasks.service import forms
 from app.uow import unit_of_work
 from app.web import vendor
 from app.web.common import Pagination, current_actor, load_query, page_blueprint
-from app.web.events import actor_words, event_details, event_link, event_sentence
+from app.web.events import DOCUMENT_FORMAT_WORDS, actor_words, event_details, event_link, event_sentence
 from app.web.filters import (
     ATTACHMENT_TYPE_WORDS,
     CHANNEL_WORDS,
@@ -164,10 +165,13 @@ def detail(case_id: int) -> str:
 
 
 def case_page_parts(case_id: int) -> dict[str, Any]:
-    """What the case page shows beyond the case itself: its attachments and whether the diagram viewer is
+    """What the case page shows beyond the case itself: its documents, attachments and whether the diagram viewer is
     installed (the diagram itself is fetched by the page's script)."""
     actor = current_actor()
     return {"attachments": attachments.list_attachments(actor=actor, case_id=case_id),
+            "documents": documents.list_documents(actor=actor, case_id=case_id),
+            "document_names": {kind: str(words.name) for kind, words in documents.known_kinds().items()},
+            "document_formats": DOCUMENT_FORMAT_WORDS,
             "can_attach": actor.can("cases.attach"),
             "attachment_limit": attachments.size_words(attachments.max_bytes()),
             "attachment_types": gettext(", ").join(str(ATTACHMENT_TYPE_WORDS.get(kind, words))
@@ -223,4 +227,14 @@ def download_attachment(case_id: int, attachment_id: int) -> Response:
     response = send_file(stored.path, mimetype=stored.attachment.content_type, conditional=True,
                          etag=stored.attachment.sha256, max_age=0)
     response.headers.update(attachments.download_headers(stored.attachment))
+    return response
+
+
+@bp.get("/<id:case_id>/documents/<id:document_id>")
+def download_document(case_id: int, document_id: int) -> Response:
+    """A document of the case (the processing report as PDF or HTML), always as a download."""
+    stored = documents.document_file(actor=current_actor(), case_id=case_id, document_id=document_id)
+    response = send_file(stored.path, mimetype=stored.document.media_type, conditional=True,
+                         etag=stored.document.sha256, max_age=0)
+    response.headers.update(documents.download_headers(stored.document))
     return response

@@ -17,6 +17,7 @@ from flask_babel import gettext, lazy_gettext
 
 from app.attachments import service as attachments
 from app.audit.models import CaseEvent
+from app.documents import service as documents
 from app.web.filters import (
     ATTACHMENT_TYPE_WORDS,
     CHANNEL_WORDS,
@@ -282,10 +283,48 @@ def _attachment_added(shown: Shown) -> str:
     return gettext("Attachment '%(file)s' added by %(who)s", file=shown.payload.get("filename", ""), who=shown.who)
 
 
+# -- documents -------------------------------------------------------------------------------------------
+# The forms a document is kept in, as the pages name them.
+DOCUMENT_FORMAT_WORDS = {"application/pdf": "PDF", "text/html": "HTML"}
+
+
+def _document_name(payload: dict[str, Any]) -> str:
+    kind = documents.known_kinds().get(str(payload.get("kind")))
+    return str(kind.name) if kind else str(payload.get("name", ""))
+
+
+def _document_details(shown: Shown) -> Rows:
+    p = shown.payload
+    return [(gettext("Document"), _document_name(p)), (gettext("File"), str(p.get("filename", ""))),
+            (gettext("Size"), attachments.size_words(int(p.get("size_bytes") or 0)))]
+
+
+def _document_link(shown: Shown, case_id: int) -> tuple[str, str] | None:
+    p = shown.payload
+    if not isinstance(p.get("document_id"), int):
+        return None
+    return (gettext("Download %(file)s", file=p.get("filename") or gettext("the file")),
+            url_for("cases.download_document", case_id=case_id, document_id=p["document_id"]))
+
+
+@presents("document_created", details=_document_details, link=_document_link)
+def _document_created(shown: Shown) -> str:
+    p = shown.payload
+    return gettext("Document '%(name)s' (%(format)s) made by %(who)s", name=_document_name(p),
+                   format=DOCUMENT_FORMAT_WORDS.get(str(p.get("media_type")), str(p.get("media_type", ""))),
+                   who=shown.who)
+
+
 # -- return visits --------------------------------------------------------------------------------------
+def _regions(payload: dict[str, Any]) -> dict[str, Any]:
+    """The sample's users drawn per region ({} when the payload has none)."""
+    regions = payload.get("regions")
+    return regions if isinstance(regions, dict) else {}
+
+
 def _sample_details(shown: Shown) -> Rows:
     p = shown.payload
-    regions: dict[str, Any] = p["regions"] if isinstance(p.get("regions"), dict) else {}
+    regions = _regions(p)
     rows = [(gettext("Seed"), str(p.get("seed", ""))), (gettext("Per region"), str(p.get("size", ""))),
             (gettext("Users drawn"), ", ".join(f"{region}: {len(ids)}" for region, ids in sorted(regions.items())))]
     rows += [(gettext("Note"), str(note)) for note in p.get("notes") or []]
@@ -294,10 +333,9 @@ def _sample_details(shown: Shown) -> Rows:
 
 @presents("visit_sample_drawn", details=_sample_details)
 def _visit_sample_drawn(shown: Shown) -> str:
-    regions: dict[str, Any] = shown.payload["regions"] if isinstance(shown.payload.get("regions"), dict) else {}
-    count = sum(len(ids) for ids in regions.values() if isinstance(ids, list))
-    return gettext("Return-visit sample drawn: %(count)s users in %(regions)s regions", count=count,
-                   regions=len(regions))
+    regions = _regions(shown.payload)
+    return gettext("Return-visit sample drawn: %(count)s users in %(regions)s regions",
+                   count=sum(len(ids) for ids in regions.values()), regions=len(regions))
 
 
 # -- spare parts -----------------------------------------------------------------------------------------
